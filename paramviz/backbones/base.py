@@ -1,0 +1,147 @@
+"""The :class:`Backbone` wrapper: normalization, frozen eval mode, named layers, truncated forward."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from paramviz.errors import UnknownNameError
+
+LAYERS_HINT = "run `paramviz layers {name}` to list its layers"
+
+
+class _StopForward(Exception):
+    """Raised from a forward hook once every requested layer has been captured."""
+
+
+class Backbone(nn.Module):
+    """A frozen network that takes [0, 1] RGB and returns the activations of named layers.
+
+    Layers are addressed by their dotted ``named_modules()`` path (``"layer3.1.conv2"``) or by a friendly
+    alias (``"relu4_2"`` for VGG, ``"logits"`` for the classifier output). ``forward(x, layers)`` runs the
+    network only until the last requested layer has produced its output: later modules never run.
+    A module that is called several times in one forward pass (e.g. a shared ReLU) is captured at its
+    first call.
+
+    Args:
+        model: The network; it is frozen (no grad) and kept in eval mode.
+        mean: Per-channel mean used to normalize [0, 1] RGB input.
+        std: Per-channel standard deviation used to normalize input.
+        name: Registry name, used in messages.
+        aliases: Friendly name -> dotted module path.
+        input_size: Native input resolution (for listings and defaults), if known.
+        weights_source: Where the weights came from (for ``config.toml`` and listings).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        mean: Sequence[float] = (0.485, 0.456, 0.406),
+        std: Sequence[float] = (0.229, 0.224, 0.225),
+        *,
+        name: str = "custom",
+        aliases: Mapping[str, str] | None = None,
+        input_size: int | None = None,
+        weights_source: str = "",
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.name = name
+        self.input_size = input_size
+        self.weights_source = weights_source
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self._modules_by_name = dict(model.named_modules())
+        self._modules_by_name.pop("", None)
+        self.aliases: dict[str, str] = {}
+        for alias, path in (aliases or {}).items():
+            if path not in self._modules_by_name:
+                raise ValueError(f"alias {alias!r} points to missing module {path!r} in {name}")
+            self.aliases[alias] = path
+        model.requires_grad_(False)
+        model.eval()
+
+    # --- frozen / eval ---------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Backbone:
+        """Keep the wrapped network in eval mode whatever ``mode`` is asked (it is frozen)."""
+        super().train(False)
+        return self
+
+    # --- layer names -----------------------------------------------------------------------------
+    def layers(self) -> list[str]:
+        """Addressable layer names: aliases first, then every dotted module path, in definition order."""
+        return list(self.aliases) + list(self._modules_by_name)
+
+    def resolve(self, layer: str) -> str:
+        """Map an alias or dotted path to the dotted module path; unknown names raise with suggestions."""
+        if layer in self.aliases:
+            return self.aliases[layer]
+        if layer in self._modules_by_name:
+            return layer
+        raise UnknownNameError(
+            f"layer of backbone {self.name!r}", layer, self.layers(), LAYERS_HINT.format(name=self.name)
+        )
+
+    def validate(self, layers: Iterable[str]) -> None:
+        """Raise :class:`~paramviz.errors.UnknownNameError` for the first unknown layer name."""
+        for layer in layers:
+            self.resolve(layer)
+
+    def module(self, layer: str) -> nn.Module:
+        """The ``nn.Module`` behind a layer name or alias."""
+        return self._modules_by_name[self.resolve(layer)]
+
+    # --- forward ---------------------------------------------------------------------------------
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Map [0, 1] RGB to the network's input statistics."""
+        return (x - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
+        """Return ``{name: activation}`` for each requested layer name, stopping after the deepest.
+
+        Args:
+            x: Batch of RGB images in [0, 1], shape (B, 3, H, W).
+            layers: Layer names or aliases; the returned dict is keyed by the names as given.
+        """
+        names = list(dict.fromkeys(layers))
+        if not names:
+            return {}
+        by_path: dict[str, list[str]] = {}
+        for name in names:
+            by_path.setdefault(self.resolve(name), []).append(name)
+        captured: dict[str, torch.Tensor] = {}
+        handles = []
+
+        def make_hook(path: str):
+            def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+                if path in captured:
+                    return
+                if isinstance(output, (tuple, list)):
+                    output = output[0]
+                captured[path] = output
+                if len(captured) == len(by_path):
+                    raise _StopForward
+
+            return hook
+
+        try:
+            for path in by_path:
+                handles.append(self._modules_by_name[path].register_forward_hook(make_hook(path)))
+            with contextlib.suppress(_StopForward):
+                self.model(self.normalize(x))
+        finally:
+            for handle in handles:
+                handle.remove()
+        missing = [p for p in by_path if p not in captured]
+        if missing:
+            raise RuntimeError(
+                f"layers {missing} of backbone {self.name!r} did not run in the forward pass; "
+                "they are defined but unused by the network's forward()"
+            )
+        return {name: captured[path] for path, group in by_path.items() for name in group}
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, weights={self.weights_source!r}"

@@ -1,0 +1,184 @@
+"""Click options shared by the commands, with defaults read from the config dataclasses.
+
+Each command declares which config field an option sets (``dest``); :func:`build_config` starts from the
+config file given with ``--config`` (or the dataclass defaults) and applies only the options the user
+actually typed, so a TOML file and the command line compose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from click.core import ParameterSource
+
+from paramviz.config import ConfigBase, apply_overrides
+from paramviz.params import PARAMS, SQUASHES, ParamSpec
+from paramviz.render import OPTIMIZERS
+from paramviz.transforms import TRANSFORM_PRESETS
+
+C = TypeVar("C", bound=ConfigBase)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """Apply several click decorators in the order written."""
+
+    def apply(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+def config_option() -> Callable[[F], F]:
+    """``--config FILE``: a TOML config; options given on the command line override it."""
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="TOML config file (as written to config.toml by a run); command-line options override it.",
+    )
+
+
+def out_options(default_out: str) -> Callable[[F], F]:
+    """``--out DIR`` and ``--force``."""
+    return stack(
+        click.option(
+            "--out",
+            "-o",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=default_out,
+            show_default=True,
+            help="Output directory (image(s), config.toml, metrics.json). Refused if not empty, unless --force.",
+        ),
+        click.option("--force", is_flag=True, help="Replace a non-empty output directory."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+    )
+
+
+def weights_options(default: str = "pretrained") -> Callable[[F], F]:
+    """``--weights`` and ``--trust-checkpoint``."""
+    return stack(
+        click.option(
+            "--weights",
+            default=default,
+            show_default=True,
+            help="'pretrained' (download on first use, or the cached/bundled file), 'random', or a local "
+            "weights file (.pt/.pth/.ckpt loaded with weights_only=True, or .safetensors).",
+        ),
+        click.option(
+            "--trust-checkpoint",
+            is_flag=True,
+            help="Allow full unpickling of a weights file that needs it. It can run arbitrary code: "
+            "only for files from a source you trust.",
+        ),
+    )
+
+
+def device_option(default: str = "auto") -> Callable[[F], F]:
+    """``--device``."""
+    return click.option(
+        "--device",
+        default=default,
+        show_default=True,
+        help="'auto' (CUDA if present, else CPU), 'cpu', 'cuda', 'cuda:N'.",
+    )
+
+
+def param_options(default: ParamSpec) -> Callable[[F], F]:
+    """``--param``, ``--decorrelate/--no-decorrelate``, ``--squash``, ``--decay-power`` (config key ``param``)."""
+    return stack(
+        click.option(
+            "--param",
+            type=click.Choice(PARAMS.names()),
+            default=default.name,
+            show_default=True,
+            help="Image parameterization.",
+        ),
+        click.option(
+            "--decorrelate/--no-decorrelate",
+            default=default.decorrelate,
+            show_default=True,
+            help="Lucid's colour decorrelation.",
+        ),
+        click.option(
+            "--squash",
+            type=click.Choice(SQUASHES.names()),
+            default=default.squash,
+            show_default=True,
+            help="How values are mapped into [0, 1].",
+        ),
+        click.option(
+            "--decay-power",
+            type=float,
+            default=default.decay_power,
+            show_default=True,
+            help="Fourier spectrum decay (1 as Lucid; 1.5 and 0.85 are also used).",
+        ),
+    )
+
+
+#: click parameter name -> config key for :func:`param_options`.
+PARAM_DESTS = {
+    "param": "param.name",
+    "decorrelate": "param.decorrelate",
+    "squash": "param.squash",
+    "decay_power": "param.decay_power",
+}
+
+
+def transforms_option(default: str) -> Callable[[F], F]:
+    """``--transforms``: a preset name or a spec string."""
+    return click.option(
+        "--transforms",
+        "-t",
+        default=default,
+        show_default=True,
+        help=f"Transform preset ({', '.join(TRANSFORM_PRESETS.names())}) or a spec such as "
+        "'pad:12,jitter:8,scale:0.9-1.1,rotate:10,jitter:4'.",
+    )
+
+
+def optimizer_option(default: str) -> Callable[[F], F]:
+    """``--optimizer``."""
+    return click.option(
+        "--optimizer",
+        type=click.Choice(OPTIMIZERS.names()),
+        default=default,
+        show_default=True,
+        help="Optimizer.",
+    )
+
+
+def build_config(
+    ctx: click.Context,
+    config_cls: type[C],
+    config_file: Path | None,
+    dests: Mapping[str, str],
+) -> C:
+    """Build a config: the file (or defaults), then every option the user typed, mapped by ``dests``.
+
+    Args:
+        ctx: The click context of the command.
+        config_cls: The task's config dataclass.
+        config_file: ``--config`` value or ``None``.
+        dests: click parameter name -> dotted config key (e.g. ``{"param": "param.name"}``).
+    """
+    config = config_cls.from_toml(config_file) if config_file is not None else config_cls()
+    overrides: dict[str, Any] = {}
+    for name, key in dests.items():
+        source = ctx.get_parameter_source(name)
+        value = ctx.params.get(name)
+        if (
+            source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.PROMPT)
+            or config_file is None
+            and value is not None
+            and source is not None
+        ):
+            overrides[key] = value
+    return apply_overrides(config, overrides) if overrides else config

@@ -1,0 +1,94 @@
+"""``paramviz visualize``: activation maximization from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from paramviz.objectives.spec import SPEC_HELP
+
+from paramviz.cli.group import main
+from paramviz.cli.options import (
+    PARAM_DESTS,
+    build_config,
+    config_option,
+    device_option,
+    optimizer_option,
+    out_options,
+    param_options,
+    transforms_option,
+    weights_options,
+)
+from paramviz.cli.progress import ProgressBar
+from paramviz.tasks.visualize import VisualizeConfig, run_visualize
+
+D = VisualizeConfig()
+
+DESTS = {
+    "backbone": "backbone",
+    "weights": "weights",
+    "trust_checkpoint": "trust_checkpoint",
+    "objectives": "objectives",
+    **PARAM_DESTS,
+    "transforms": "transforms",
+    "size": "size",
+    "batch": "batch",
+    "steps": "steps",
+    "lr": "lr",
+    "optimizer": "optimizer",
+    "seed": "seed",
+    "device": "device",
+    "thresholds": "thresholds",
+}
+
+
+@main.command("visualize", epilog="Objective specs:\n\n" + SPEC_HELP)
+@click.option(
+    "--backbone",
+    "-b",
+    default=D.backbone,
+    show_default=True,
+    help="Backbone name (`paramviz models`) or timm:<name>.",
+)
+@weights_options(D.weights)
+@click.option(
+    "--objective",
+    "-O",
+    "objectives",
+    multiple=True,
+    help="Objective spec, repeatable (terms are summed), e.g. 'stage4:12', 'layer3:5:3:3', 'logit:espresso'.",
+)
+@param_options(D.param)
+@transforms_option(D.transforms)
+@click.option("--size", type=int, default=D.size, show_default=True, help="Image side in pixels.")
+@click.option("--batch", type=int, default=D.batch, show_default=True, help="Images rendered at once.")
+@click.option("--steps", type=int, default=D.steps, show_default=True, help="Optimization steps.")
+@click.option("--lr", type=float, default=D.lr, show_default=True, help="Learning rate.")
+@optimizer_option(D.optimizer)
+@click.option("--seed", type=int, default=D.seed, show_default=True, help="Seed of init and transform draws.")
+@device_option(D.device)
+@click.option(
+    "--threshold",
+    "thresholds",
+    type=int,
+    multiple=True,
+    help="Also save a snapshot at this step (repeatable).",
+)
+@config_option()
+@out_options("out/visualize")
+@click.pass_context
+def visualize_command(
+    ctx: click.Context, config_file: Path | None, out: Path, force: bool, quiet: bool, **_: object
+) -> None:
+    """Render an image that maximizes a unit of a network (activation maximization).
+
+    Writes image.png (a grid when --batch > 1, plus image_N.png), steps/ snapshots, config.toml and
+    metrics.json into --out.
+    """
+    config = build_config(ctx, VisualizeConfig, config_file, DESTS)
+    with ProgressBar("visualize", disable=quiet) as bar:
+        result = run_visualize(config, out, force, callbacks=[bar])
+    click.echo(
+        f"wrote {out}/image.png  loss {result.render.history[0]:.4g} -> {result.render.history[-1]:.4g}  "
+        f"({result.render.seconds:.1f} s, {result.render.steps_per_second:.2f} steps/s)"
+    )

@@ -1,0 +1,30 @@
+"""Device selection: CPU everywhere, CUDA when present; never a global device."""
+
+from __future__ import annotations
+
+import torch
+
+from paramviz.errors import ConfigError
+
+
+def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
+    """Turn ``"auto"``/``None`` into CUDA when available else CPU; validate explicit names.
+
+    Args:
+        name: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or a ``torch.device``.
+    """
+    if isinstance(name, torch.device):
+        return name
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {name!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} was requested but CUDA is not available; use --device cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device {name!r} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)"
+        )
+    return device

@@ -1,0 +1,204 @@
+"""The optimization loop: parameterization -> transforms -> backbone -> objective -> optimizer.
+
+:func:`render` owns only the loop. It reads no files, prints nothing and has no model-specific branches;
+progress goes to callbacks that receive a frozen :class:`StepRecord` after every step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from paramviz.device import resolve_device
+from paramviz.errors import ConfigError, NonFiniteLossError
+from paramviz.objectives.base import Objective, total_weight_is_zero
+from paramviz.registry import Registry
+
+#: Reserved feature key under which the render loop passes the transformed image to objectives
+#: (penalties such as total variation read it); a backbone is never asked for it.
+INPUT_KEY = "input"
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What a callback sees after each step.
+
+    Attributes:
+        step: 1-based step number.
+        steps: Total number of steps.
+        loss: Mean loss over the batch (lower is better).
+        losses: Loss per image.
+        terms: Mean value of each named term over the batch (they sum to ``loss``).
+        seconds: Wall time since the loop started.
+    """
+
+    step: int
+    steps: int
+    loss: float
+    losses: tuple[float, ...]
+    terms: dict[str, float]
+    seconds: float
+
+
+@dataclass
+class RenderResult:
+    """The outcome of :func:`render`.
+
+    Attributes:
+        images: Snapshot images (B, 3, H, W) on the CPU, keyed by step (the last step always included).
+        history: Mean loss per step.
+        term_history: Per-term mean value per step.
+        seconds: Total wall time of the loop.
+        steps: Number of steps run.
+        final_losses: Loss per image at the last step.
+    """
+
+    images: dict[int, torch.Tensor]
+    history: list[float]
+    term_history: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+    steps: int = 0
+    final_losses: tuple[float, ...] = ()
+
+    @property
+    def image(self) -> torch.Tensor:
+        """The final images (B, 3, H, W)."""
+        return self.images[max(self.images)]
+
+    @property
+    def final_terms(self) -> dict[str, float]:
+        """Each term's mean value at the last step."""
+        return {name: values[-1] for name, values in self.term_history.items()}
+
+    @property
+    def steps_per_second(self) -> float:
+        """Optimization speed."""
+        return self.steps / self.seconds if self.seconds > 0 else float("inf")
+
+
+Callback = Callable[[StepRecord], None]
+OptimizerFactory = Callable[[Sequence[nn.Parameter], float], torch.optim.Optimizer]
+
+OPTIMIZERS: Registry[OptimizerFactory] = Registry("optimizer", "choices come from paramviz.render.OPTIMIZERS")
+OPTIMIZERS.register(
+    "adam", lambda params, lr: torch.optim.Adam(params, lr=lr), description="Adam (Lucid default lr 0.05)"
+)
+OPTIMIZERS.register(
+    "lbfgs",
+    lambda params, lr: torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=20),
+    description="L-BFGS, one iteration per step (as Gatys/Nakano); lr 1 is usual",
+)
+
+
+def render(
+    param: nn.Module,
+    transforms: nn.Module,
+    backbone: nn.Module,
+    objective: Objective,
+    *,
+    optimizer: str = "adam",
+    steps: int = 512,
+    lr: float = 0.05,
+    thresholds: Iterable[int] | None = None,
+    callbacks: Iterable[Callback] = (),
+    seed: int | None = 0,
+    device: str | torch.device | None = None,
+) -> RenderResult:
+    """Optimize ``param`` so that ``objective(backbone(transforms(param())))`` decreases.
+
+    Args:
+        param: Image parameterization: ``param()`` returns (B, 3, H, W) in [0, 1].
+        transforms: Random differentiable transforms applied to the image every step.
+        backbone: Frozen network; ``backbone(x, layers)`` returns ``{layer: activation}``.
+        objective: Loss per image (lower is better); ``objective.layers()`` is validated before step 1.
+        optimizer: Name in :data:`OPTIMIZERS` (``"adam"`` or ``"lbfgs"``).
+        steps: Number of optimization steps.
+        lr: Learning rate.
+        thresholds: Steps at which to keep a snapshot of the images (the last step is always kept).
+        callbacks: Called with a :class:`StepRecord` after every step.
+        seed: Seeds torch's RNG (transform draws) for a reproducible run; ``None`` leaves it alone.
+        device: Where to run (``None``/``"auto"``: CUDA if present, else CPU). Modules are moved there.
+
+    Raises:
+        ConfigError: Bad steps/lr/thresholds or an objective with only zero weights.
+        UnknownNameError: An unknown optimizer or a layer the backbone does not have.
+        NonFiniteLossError: The loss became NaN or infinite (names the step).
+    """
+    if steps < 1:
+        raise ConfigError(f"steps must be at least 1, got {steps}")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ConfigError(f"learning rate must be a positive number, got {lr}")
+    make_optimizer = OPTIMIZERS.get(optimizer)
+    keep = sorted(set(thresholds or ()) | {steps})
+    bad = [t for t in keep if not 1 <= t <= steps]
+    if bad:
+        raise ConfigError(f"thresholds must be steps between 1 and {steps}, got {bad}")
+    if total_weight_is_zero(objective):
+        raise ConfigError(f"every term of the objective {objective.name!r} has weight 0; nothing to optimize")
+    layers = sorted(objective.layers() - {INPUT_KEY})
+    backbone.validate(layers)
+
+    device = resolve_device(device)
+    param.to(device)
+    transforms.to(device)
+    backbone.to(device)
+    objective.to(device)
+    if seed is not None:
+        torch.manual_seed(seed)
+
+    params = [p for p in param.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("the parameterization has no trainable parameters")
+    opt = make_optimizer(params, lr)
+    callbacks = list(callbacks)
+    reads_input = INPUT_KEY in objective.layers()
+
+    result = RenderResult(images={}, history=[], steps=steps)
+    start = time.perf_counter()
+    for step in range(1, steps + 1):
+        last: dict[str, Any] = {}
+
+        def closure(step: int = step, last: dict[str, Any] = last) -> torch.Tensor:
+            opt.zero_grad(set_to_none=True)
+            image = transforms(param())
+            features = backbone(image, layers)
+            if reads_input:
+                features[INPUT_KEY] = image
+            total, terms = objective.evaluate(features)
+            loss = total.sum()
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"the loss became {loss.item()} at step {step} (terms: "
+                    f"{ {k: float(v.detach().mean()) for k, v in terms.items()} }); "
+                    "lower --lr, use --param fourier or a sigmoid squash, or check the objective weights"
+                )
+            loss.backward()
+            last["total"], last["terms"] = total.detach(), {k: v.detach() for k, v in terms.items()}
+            return loss
+
+        opt.step(closure)
+        record = StepRecord(
+            step=step,
+            steps=steps,
+            loss=float(last["total"].mean()),
+            losses=tuple(float(v) for v in last["total"].cpu()),
+            terms={k: float(v.mean()) for k, v in last["terms"].items()},
+            seconds=time.perf_counter() - start,
+        )
+        result.history.append(record.loss)
+        for name, value in record.terms.items():
+            result.term_history.setdefault(name, []).append(value)
+        if step in keep:
+            with torch.no_grad():
+                result.images[step] = param().detach().cpu()
+        for callback in callbacks:
+            callback(record)
+    result.seconds = time.perf_counter() - start
+    result.final_losses = record.losses
+    return result

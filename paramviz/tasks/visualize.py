@@ -1,0 +1,176 @@
+"""Feature visualization (activation maximization): config -> components -> render -> outputs."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from paramviz.backbones import Backbone, build_backbone
+from paramviz.config import ConfigBase
+from paramviz.device import resolve_device
+from paramviz.errors import ConfigError
+from paramviz.io import OutputDir, check_output_dir, image_grid
+from paramviz.objectives import Objective, parse_objectives
+from paramviz.params import ParamSpec, build_param
+from paramviz.render import OPTIMIZERS, Callback, RenderResult, render
+from paramviz.transforms import build_transforms
+
+
+@dataclass(frozen=True)
+class VisualizeConfig(ConfigBase):
+    """Everything a feature visualization run needs; the defaults are Lucid's.
+
+    Attributes:
+        backbone: Registry name (``paramviz models``) or ``timm:<name>``.
+        weights: ``"pretrained"``, ``"random"`` or a path to a weights file.
+        trust_checkpoint: Allow full unpickling of a weights file that needs it.
+        objectives: Objective spec strings, summed (see ``paramviz visualize --help``).
+        param: The image parameterization.
+        transforms: Transform preset name or spec string.
+        size: Image side in pixels (square).
+        batch: Images rendered at once.
+        steps: Optimization steps.
+        lr: Learning rate.
+        optimizer: ``adam`` or ``lbfgs``.
+        seed: Seed of the parameter init and the transform draws.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
+        thresholds: Steps at which a snapshot image is saved (the last step always is).
+    """
+
+    backbone: str = "efficientnet_lite0"
+    weights: str = "pretrained"
+    trust_checkpoint: bool = False
+    objectives: tuple[str, ...] = ()
+    param: ParamSpec = field(default_factory=ParamSpec)
+    transforms: str = "lucid"
+    size: int = 128
+    batch: int = 1
+    steps: int = 512
+    lr: float = 0.05
+    optimizer: str = "adam"
+    seed: int = 0
+    device: str = "auto"
+    thresholds: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("size", "batch", "steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.size < 16:
+            raise ConfigError(f"size must be at least 16 pixels, got {self.size}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+        OPTIMIZERS.get(self.optimizer)
+        bad = [t for t in self.thresholds if not 1 <= t <= self.steps]
+        if bad:
+            raise ConfigError(f"thresholds must lie in 1..steps={self.steps}, got {bad}")
+
+
+@dataclass
+class VisualizeResult:
+    """A finished visualization: the render result plus the resolved config and components."""
+
+    config: VisualizeConfig
+    render: RenderResult
+    objective: Objective
+    backbone: Backbone
+    device: str
+
+    @property
+    def images(self) -> torch.Tensor:
+        """Final images (B, 3, H, W) in [0, 1]."""
+        return self.render.image
+
+    def metrics(self) -> dict[str, object]:
+        """The ``metrics.json`` content: final objective, per-term values, timing, environment."""
+        r = self.render
+        return {
+            "objective": self.objective.name,
+            "final_loss": r.history[-1],
+            "final_loss_per_image": list(r.final_losses),
+            "terms": r.final_terms,
+            "initial_loss": r.history[0],
+            "steps": r.steps,
+            "wall_seconds": r.seconds,
+            "steps_per_second": r.steps_per_second,
+            "device": self.device,
+            "backbone_weights": self.backbone.weights_source,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        }
+
+
+def build_objective(config: VisualizeConfig) -> Objective:
+    """Parse the config's objective specs into one summed objective."""
+    if not config.objectives:
+        raise ConfigError(
+            "no objective given; add at least one, e.g. --objective stage4:0 (channel 0 of layer stage4) "
+            "or --objective logit:espresso (see `paramviz visualize --help`)"
+        )
+    return parse_objectives(config.objectives)
+
+
+def visualize(
+    config: VisualizeConfig, callbacks: Iterable[Callback] = (), backbone: Backbone | None = None
+) -> VisualizeResult:
+    """Render an activation-maximization image as described by ``config``.
+
+    Args:
+        config: The run's settings.
+        callbacks: Render callbacks (progress bars, loggers).
+        backbone: An already built backbone to use instead of ``config.backbone`` (e.g. a custom module).
+    """
+    objective = build_objective(config)
+    device = resolve_device(config.device)
+    if backbone is None:
+        backbone = build_backbone(config.backbone, config.weights, trust_checkpoint=config.trust_checkpoint)
+    backbone.validate(sorted(objective.layers() - {"input"}))
+    param = build_param(config.param, (config.size, config.size), batch=config.batch, seed=config.seed)
+    transforms = build_transforms(config.transforms)
+    result = render(
+        param,
+        transforms,
+        backbone,
+        objective,
+        optimizer=config.optimizer,
+        steps=config.steps,
+        lr=config.lr,
+        thresholds=config.thresholds,
+        callbacks=callbacks,
+        seed=config.seed,
+        device=device,
+    )
+    return VisualizeResult(config, result, objective, backbone, str(device))
+
+
+def write_outputs(result: VisualizeResult, out: OutputDir) -> None:
+    """Write image(s), snapshots, ``config.toml`` and ``metrics.json`` into an open :class:`OutputDir`."""
+    images = result.images
+    out.save_image("image.png", image_grid(images) if images.shape[0] > 1 else images[0])
+    if images.shape[0] > 1:
+        for i, img in enumerate(images):
+            out.save_image(f"image_{i}.png", img)
+    for step, snap in result.render.images.items():
+        if step != result.render.steps:
+            out.save_image(f"steps/step_{step:05d}.png", image_grid(snap) if snap.shape[0] > 1 else snap[0])
+    out.write_text("config.toml", result.config.to_toml())
+    out.write_json("metrics.json", result.metrics())
+
+
+def run_visualize(
+    config: VisualizeConfig,
+    out: str | Path,
+    force: bool = False,
+    callbacks: Iterable[Callback] = (),
+) -> VisualizeResult:
+    """Run :func:`visualize` and write its outputs to ``out`` (refuses a non-empty ``out`` unless ``force``)."""
+    check_output_dir(out, force)
+    result = visualize(config, callbacks)
+    with OutputDir(out, force) as target:
+        write_outputs(result, target)
+    return result

@@ -1,0 +1,129 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from paramviz.errors import ConfigError, NonFiniteLossError, UnknownNameError
+from paramviz.objectives.base import Objective
+from paramviz.render import INPUT_KEY, StepRecord, render
+
+
+class FreePixels(nn.Module):
+    def __init__(self, batch=1, size=16):
+        super().__init__()
+        self.raw = nn.Parameter(torch.zeros(batch, 3, size, size))
+
+    def forward(self):
+        return torch.sigmoid(self.raw)
+
+
+class MeanOf(Objective):
+    """-mean of a layer (maximize it)."""
+
+    def __init__(self, layer, sign=-1.0):
+        super().__init__(f"mean:{layer}")
+        self.layer, self.sign = layer, sign
+
+    def layers(self):
+        return {self.layer}
+
+    def forward(self, features):
+        return self.sign * features[self.layer].flatten(1).mean(1)
+
+
+class Exploding(MeanOf):
+    def forward(self, features):
+        value = super().forward(features)
+        return value / 0.0 if self.calls_left() else value
+
+    count = 0
+
+    def calls_left(self):
+        type(self).count += 1
+        return type(self).count >= 3
+
+
+@pytest.mark.parametrize("optimizer,lr", [("adam", 0.1), ("lbfgs", 0.5)])
+def test_loss_falls_and_records_are_complete(tiny_backbone, optimizer, lr):
+    records: list[StepRecord] = []
+    objective = MeanOf("stage1") + 0.5 * MeanOf("conv3")
+    result = render(
+        FreePixels(batch=2),
+        nn.Identity(),
+        tiny_backbone,
+        objective,
+        optimizer=optimizer,
+        steps=8,
+        lr=lr,
+        thresholds=[2, 4],
+        callbacks=[records.append],
+        device="cpu",
+    )
+    assert result.history[-1] < result.history[0]
+    assert [r.step for r in records] == list(range(1, 9)) and records[-1].steps == 8
+    assert set(result.images) == {2, 4, 8} and result.image.shape == (2, 3, 16, 16)
+    assert set(records[0].terms) == {"mean:stage1", "mean:conv3"}
+    assert math.isclose(sum(records[-1].terms.values()), records[-1].loss, rel_tol=1e-5)
+    assert len(records[-1].losses) == 2 and result.final_losses == records[-1].losses
+    assert result.seconds > 0 and result.steps_per_second > 0
+
+
+def test_same_seed_same_result_with_random_transforms(tiny_backbone):
+    class RandomShift(nn.Module):
+        def forward(self, x):
+            return torch.roll(x, int(torch.randint(-3, 4, ())), dims=-1) + 0.01 * torch.randn_like(x)
+
+    def run(seed):
+        return render(FreePixels(), RandomShift(), tiny_backbone, MeanOf("conv3"), steps=5, seed=seed).image
+
+    assert torch.equal(run(1), run(1))
+    assert not torch.equal(run(1), run(2))
+
+
+def test_objective_reading_input_gets_the_transformed_image(tiny_backbone):
+    seen = {}
+
+    class InputProbe(MeanOf):
+        def layers(self):
+            return {INPUT_KEY, "conv1"}
+
+        def forward(self, features):
+            seen["shape"] = features[INPUT_KEY].shape
+            return features[INPUT_KEY].flatten(1).mean(1) - features["conv1"].flatten(1).mean(1)
+
+    pad = nn.ZeroPad2d(2)
+    render(FreePixels(), pad, tiny_backbone, InputProbe("conv1"), steps=1)
+    assert seen["shape"] == (1, 3, 20, 20)
+
+
+def test_unknown_layer_is_reported_before_the_first_step(tiny_backbone):
+    param = FreePixels()
+    with pytest.raises(UnknownNameError, match=r"'stage2'.*paramviz layers tiny"):
+        render(param, nn.Identity(), tiny_backbone, MeanOf("stage2"), steps=3)
+    assert torch.equal(param.raw, torch.zeros_like(param.raw))
+
+
+def test_non_finite_loss_names_the_step(tiny_backbone):
+    Exploding.count = 0
+    with pytest.raises(NonFiniteLossError, match="at step 3"):
+        render(FreePixels(), nn.Identity(), tiny_backbone, Exploding("conv3"), steps=10)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"steps": 0}, "steps must be at least 1"),
+        ({"lr": -1.0}, "learning rate"),
+        ({"thresholds": [0, 99]}, "thresholds"),
+        ({"optimizer": "adma"}, "'adam'"),
+    ],
+)
+def test_bad_settings_raise_clear_errors(tiny_backbone, kwargs, match):
+    with pytest.raises((ConfigError, UnknownNameError), match=match):
+        render(FreePixels(), nn.Identity(), tiny_backbone, MeanOf("conv3"), **{"steps": 3, **kwargs})
+
+
+def test_zero_weight_objective_is_refused(tiny_backbone):
+    with pytest.raises(ConfigError, match="weight 0"):
+        render(FreePixels(), nn.Identity(), tiny_backbone, 0 * MeanOf("conv3"), steps=3)
