@@ -1,0 +1,470 @@
+"""The transform ops (``pad``, ``jitter``, ``scale``, ``rotate``, ``noise``) and the spec-token parsers.
+
+Every op is an ``nn.Module`` with a two-step forward so draws can be replayed:
+
+- ``sample(shape) -> params``: draws its random parameters for a batch of ``shape`` from torch's global RNG,
+  one draw per image, as CPU tensors (so a seed gives the same draws on every device);
+- ``apply(x, params) -> x'``: the deterministic, differentiable transform with those parameters.
+
+Geometry uses kornia (``kornia.geometry.transform.warp_affine`` with matrices from
+``get_rotation_matrix2d``); integer shifts and crops are exact gathers, so they move pixels without
+interpolation.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from kornia.geometry.transform import get_rotation_matrix2d, warp_affine
+from torch import nn
+
+from paramviz.errors import ImageError, SpecError
+from paramviz.registry import Registry
+
+Params = dict[str, torch.Tensor]
+
+_NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_NUM_RE = re.compile(rf"^{_NUM}$")
+_RANGE_RE = re.compile(rf"^({_NUM})-({_NUM})$")
+
+
+def fmt_number(value: float) -> str:
+    """Shortest text that parses back to exactly ``value`` (integers without a decimal point)."""
+    value = float(value)
+    if value.is_integer():
+        return str(int(value))
+    return repr(value)
+
+
+def spec_error(token: str, problem: str, expected: str, example: str) -> SpecError:
+    """A :class:`SpecError` that names the bad token, what was wrong, what was expected and an example."""
+    return SpecError(f"transform spec {token!r}: {problem}; expected {expected} (e.g. {example!r})")
+
+
+class Transform(nn.Module):
+    """Base class of transform ops (see the module docstring for the ``sample``/``apply`` protocol)."""
+
+    #: Op name in spec strings.
+    name: ClassVar[str] = ""
+    #: Grammar of the op's spec token, shown in errors.
+    usage: ClassVar[str] = ""
+    #: Example spec token, shown in errors.
+    example: ClassVar[str] = ""
+
+    @classmethod
+    def parse(cls, args: Sequence[str], token: str) -> Transform:
+        """Build the op from the ``:``-separated arguments of its spec token."""
+        raise NotImplementedError
+
+    @property
+    def spec(self) -> str:
+        """Canonical spec token; ``parse`` of it gives an equal op."""
+        raise NotImplementedError
+
+    def sample(self, shape: Sequence[int]) -> Params:
+        """Random parameters for an input batch of ``shape`` (B, C, H, W), drawn from torch's global RNG."""
+        return {}
+
+    def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
+        """The transform of ``x`` with the given parameters (differentiable in ``x``)."""
+        raise NotImplementedError
+
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """Spatial size ``(H, W)`` of the output for an input of ``size``."""
+        return size
+
+    def forward(self, x: torch.Tensor, params: Params | None = None) -> torch.Tensor:
+        """Transform ``x`` with new random parameters, or with ``params`` if given."""
+        return self.apply(x, self.sample(tuple(x.shape)) if params is None else params)
+
+    def extra_repr(self) -> str:
+        return repr(self.spec)
+
+    # --- parsing helpers ---------------------------------------------------------------------------
+    @classmethod
+    def _error(cls, token: str, problem: str) -> SpecError:
+        return spec_error(token, problem, cls.usage, cls.example)
+
+    @classmethod
+    def _number(cls, text: str, token: str, what: str) -> float:
+        text = text.strip()
+        if not _NUM_RE.match(text) or not math.isfinite(float(text)):
+            raise cls._error(token, f"{what} {text!r} is not a number")
+        return float(text)
+
+    @classmethod
+    def _int(cls, text: str, token: str, what: str) -> int:
+        value = cls._number(text, token, what)
+        if not value.is_integer() or value < 0:
+            raise cls._error(token, f"{what} must be a non-negative integer, got {text.strip()!r}")
+        return int(value)
+
+    @classmethod
+    def _nargs(cls, args: Sequence[str], token: str, lo: int, hi: int) -> None:
+        if not lo <= len(args) <= hi:
+            takes = f"{lo} argument{'s' if lo > 1 else ''}" if lo == hi else f"{lo} to {hi} arguments"
+            raise cls._error(token, f"{cls.name} takes {takes}, got {len(args)}")
+
+
+def _check_batch(params_batch: int, x: torch.Tensor, op: str) -> None:
+    if params_batch != x.shape[0]:
+        raise ImageError(f"{op}: the draw is for a batch of {params_batch} images, got {x.shape[0]}")
+
+
+def _reflect_index(idx: torch.Tensor, n: int) -> torch.Tensor:
+    """Map integer positions onto ``[0, n)`` by mirror reflection without repeating the edge (numpy 'reflect')."""
+    if n == 1:
+        return torch.zeros_like(idx)
+    period = 2 * (n - 1)
+    m = idx.remainder(period)
+    return torch.where(m >= n, period - m, m)
+
+
+def _gather(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Per-image pixel gather: ``out[b, :, i, j] = x[b, :, rows[b, i], cols[b, j]]``."""
+    b = torch.arange(x.shape[0], device=x.device)[:, None, None]
+    out = x[b, :, rows[:, :, None], cols[:, None, :]]  # (B, H', W', C): advanced dims come first
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+class Pad(Transform):
+    """Pad every side by ``size`` pixels: constant ``value`` (Lucid: 0.5), ``reflect`` or ``replicate``.
+
+    Args:
+        size: Pixels added on each side.
+        mode: ``constant``, ``reflect`` (mirror without repeating the edge) or ``replicate``.
+        value: Fill value of ``constant`` mode, in [0, 1].
+    """
+
+    name = "pad"
+    usage = "pad:N, pad:N:VALUE or pad:N:reflect|replicate with N >= 0 pixels and VALUE in [0, 1]"
+    example = "pad:12"
+    modes = ("constant", "reflect", "replicate")
+
+    def __init__(self, size: int, mode: str = "constant", value: float = 0.5) -> None:
+        super().__init__()
+        if mode not in self.modes:
+            raise ValueError(f"pad mode must be one of {self.modes}, got {mode!r}")
+        self.size = int(size)
+        self.mode = mode
+        self.value = float(value)
+
+    @classmethod
+    def parse(cls, args: Sequence[str], token: str) -> Pad:
+        cls._nargs(args, token, 1, 2)
+        size = cls._int(args[0], token, "pad size")
+        if len(args) == 1:
+            return cls(size)
+        arg = args[1].strip().lower()
+        if arg in cls.modes:
+            return cls(size, arg)
+        if not _NUM_RE.match(arg):
+            raise cls._error(token, f"unknown pad mode {args[1]!r}")
+        value = cls._number(arg, token, "pad value")
+        if not 0 <= value <= 1:
+            raise cls._error(token, f"pad value must be in [0, 1], got {args[1]!r}")
+        return cls(size, "constant", value)
+
+    @property
+    def spec(self) -> str:
+        if self.mode != "constant":
+            return f"pad:{self.size}:{self.mode}"
+        if self.value != 0.5:
+            return f"pad:{self.size}:{fmt_number(self.value)}"
+        return f"pad:{self.size}"
+
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        return size[0] + 2 * self.size, size[1] + 2 * self.size
+
+    def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
+        p = self.size
+        if p == 0:
+            return x
+        if self.mode == "constant":
+            return F.pad(x, (p, p, p, p), mode="constant", value=self.value)
+        h, w = x.shape[-2:]
+        rows = torch.arange(-p, h + p, device=x.device)
+        cols = torch.arange(-p, w + p, device=x.device)
+        if self.mode == "reflect":
+            rows, cols = _reflect_index(rows, h), _reflect_index(cols, w)
+        else:
+            rows, cols = rows.clamp(0, h - 1), cols.clamp(0, w - 1)
+        return x.index_select(-2, rows).index_select(-1, cols)
+
+
+class Jitter(Transform):
+    """Random integer translation by up to ``d`` pixels per axis, one draw per image.
+
+    Two modes:
+
+    - ``shift`` (default): the content moves by ``(dy, dx)``, each uniform in ``{-d, ..., d}``; the output has
+      the input's size and the uncovered border is filled by mirror reflection of the image.
+    - ``crop``: Lucid's ``jitter(d)`` exactly: a random ``(H - d, W - d)`` crop whose top-left corner is
+      uniform in ``{0, ..., d}`` per axis (the output shrinks by ``d``; no new content is invented).
+
+    Params of a draw: ``shift`` (B, 2) as ``(dy, dx)`` in shift mode, ``offset`` (B, 2) as ``(top, left)``
+    in crop mode.
+
+    Args:
+        d: Largest translation in pixels.
+        mode: ``shift`` or ``crop``.
+    """
+
+    name = "jitter"
+    usage = "jitter:D or jitter:D:crop with D >= 0 pixels"
+    example = "jitter:8"
+    modes = ("shift", "crop")
+
+    def __init__(self, d: int, mode: str = "shift") -> None:
+        super().__init__()
+        if mode not in self.modes:
+            raise ValueError(f"jitter mode must be one of {self.modes}, got {mode!r}")
+        self.d = int(d)
+        self.mode = mode
+
+    @classmethod
+    def parse(cls, args: Sequence[str], token: str) -> Jitter:
+        cls._nargs(args, token, 1, 2)
+        d = cls._int(args[0], token, "jitter distance")
+        mode = args[1].strip().lower() if len(args) == 2 else "shift"
+        if mode not in cls.modes:
+            raise cls._error(token, f"unknown jitter mode {args[1]!r} (modes: shift, crop)")
+        return cls(d, mode)
+
+    @property
+    def spec(self) -> str:
+        return f"jitter:{self.d}" + (":crop" if self.mode == "crop" else "")
+
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        if self.mode == "shift":
+            return size
+        if min(size) <= self.d:
+            raise ImageError(
+                f"{self.spec}: crops {self.d} pixels, so the image must be larger than {self.d} pixels per "
+                f"side; got {size[0]}x{size[1]}"
+            )
+        return size[0] - self.d, size[1] - self.d
+
+    def sample(self, shape: Sequence[int]) -> Params:
+        self.output_size((int(shape[-2]), int(shape[-1])))
+        if self.mode == "shift":
+            return {"shift": torch.randint(-self.d, self.d + 1, (int(shape[0]), 2))}
+        return {"offset": torch.randint(0, self.d + 1, (int(shape[0]), 2))}
+
+    def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        out_h, out_w = self.output_size((h, w))
+        key = "shift" if self.mode == "shift" else "offset"
+        move = params[key].to(device=x.device, dtype=torch.long)
+        _check_batch(move.shape[0], x, self.spec)
+        if self.mode == "shift":
+            # out[i] = x[i - dy]: the content moves by +dy.
+            rows = _reflect_index(torch.arange(h, device=x.device)[None] - move[:, :1], h)
+            cols = _reflect_index(torch.arange(w, device=x.device)[None] - move[:, 1:], w)
+        else:  # a crop stays inside the image: plain slices per image (far cheaper than a gather)
+            offsets = move.tolist()
+            crops = [x[i : i + 1, :, dy : dy + out_h, dx : dx + out_w] for i, (dy, dx) in enumerate(offsets)]
+            return torch.cat(crops) if len(crops) > 1 else crops[0]
+        return _gather(x, rows, cols)
+
+
+class AffineOp(Transform):
+    """An op with one random value per image, drawn from a finite list (uniformly, duplicates count) or a range.
+
+    Args:
+        choices: Values to pick from (uniformly; repeat a value to make it more likely), or ``None``.
+        low: Lower end of a uniform range (used when ``choices`` is ``None``).
+        high: Upper end of the range.
+    """
+
+    key: ClassVar[str] = ""
+
+    def __init__(
+        self, choices: Sequence[float] | None = None, low: float | None = None, high: float | None = None
+    ) -> None:
+        super().__init__()
+        if choices is not None:
+            if len(choices) == 0:
+                raise ValueError(f"{self.name}: choices must not be empty")
+            self.choices: tuple[float, ...] | None = tuple(float(c) for c in choices)
+            self.low, self.high = min(self.choices), max(self.choices)
+        else:
+            if low is None or high is None or low > high:
+                raise ValueError(f"{self.name}: need choices or a range low <= high, got {low!r}, {high!r}")
+            self.choices = None
+            self.low, self.high = float(low), float(high)
+
+    def sample(self, shape: Sequence[int]) -> Params:
+        batch = int(shape[0])
+        if self.choices is not None:
+            index = torch.randint(len(self.choices), (batch,))
+            values = torch.tensor(self.choices, dtype=torch.float64)[index]
+        else:
+            values = self.low + (self.high - self.low) * torch.rand(batch, dtype=torch.float64)
+        return {self.key: values}
+
+    def _values_spec(self) -> str:
+        if self.choices is not None:
+            return "|".join(fmt_number(c) for c in self.choices)
+        return f"{fmt_number(self.low)}-{fmt_number(self.high)}"
+
+    @classmethod
+    def _parse_values(cls, text: str, token: str) -> tuple[tuple[float, ...] | None, float, float]:
+        """``a|b|c`` -> choices; ``lo-hi`` -> range; a single number -> ``(None, x, x)`` for the caller."""
+        text = text.strip()
+        if "|" in text:
+            choices = tuple(cls._number(t, token, "value") for t in text.split("|"))
+            return choices, min(choices), max(choices)
+        match = _RANGE_RE.match(text)
+        if match:
+            lo = cls._number(match.group(1), token, "range start")
+            hi = cls._number(match.group(2), token, "range end")
+            if lo > hi:
+                raise cls._error(token, f"range {text!r} has start > end")
+            return None, lo, hi
+        value = cls._number(text, token, "value")
+        return None, value, value
+
+    def affine_params(self, params: Params) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(angle in degrees, scale)`` per image of a draw, so a stack can fuse neighbouring affine ops."""
+        raise NotImplementedError
+
+    def _affine(self, x: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        return affine_about_centre(x, angle, scale, self.spec)
+
+
+def affine_about_centre(x: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor, op: str = "affine") -> torch.Tensor:
+    """Rotate by ``angle`` degrees (counter-clockwise) and zoom by ``scale`` about the centre, in one warp.
+
+    Rotation and isotropic zoom about the same centre commute, so a scale op followed by a rotate op (or the
+    reverse) is exactly this single warp, with one bilinear interpolation instead of two.
+    """
+    b, _, h, w = x.shape
+    _check_batch(angle.shape[0], x, op)
+    dtype = x.dtype if x.is_floating_point() else torch.float32
+    center = torch.tensor([(w - 1) / 2, (h - 1) / 2], device=x.device, dtype=dtype).expand(b, 2)
+    angle = angle.to(device=x.device, dtype=dtype)
+    scale = scale.to(device=x.device, dtype=dtype)[:, None].expand(b, 2)
+    matrix = get_rotation_matrix2d(center, angle, scale)
+    return warp_affine(x, matrix, (h, w), mode="bilinear", padding_mode="reflection", align_corners=True)
+
+
+class Scale(AffineOp):
+    """Random zoom about the image centre, output the same size (uncovered border filled by reflection).
+
+    Lucid resizes the whole batch with one scale (the image size changes); here each image gets its own
+    scale and keeps its size, so the network sees the same content at the same relative zoom.
+    Params of a draw: ``scale`` (B,), float64.
+    """
+
+    name = "scale"
+    key = "scale"
+    usage = "scale:S1|S2|... (a set), scale:LO-HI (a uniform range) or scale:S, with values > 0"
+    example = "scale:0.9-1.1"
+
+    @classmethod
+    def parse(cls, args: Sequence[str], token: str) -> Scale:
+        cls._nargs(args, token, 1, 1)
+        choices, lo, hi = cls._parse_values(args[0], token)
+        if lo <= 0:
+            raise cls._error(token, f"scale factors must be > 0, got {fmt_number(lo)}")
+        if choices is None and lo == hi:
+            choices = (lo,)
+        return cls(choices, lo, hi)
+
+    @property
+    def spec(self) -> str:
+        return f"scale:{self._values_spec()}"
+
+    def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
+        return self._affine(x, *self.affine_params(params))
+
+    def affine_params(self, params: Params) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros_like(params["scale"]), params["scale"]
+
+
+class Rotate(AffineOp):
+    """Random rotation about the image centre in degrees (counter-clockwise), output the same size.
+
+    ``rotate:10`` draws uniformly from [-10, 10]; ``rotate:-5|0|5`` picks from a set (Lucid's preset picks
+    from ``list(range(-10, 11)) + 5 * [0]``). Corners are filled by reflection (Lucid fills with zeros). Lucid
+    converts degrees with 3.14 / 180 instead of pi / 180 (angles 0.05% smaller); we use exact degrees.
+    Params of a draw: ``angle`` (B,) in degrees, float64.
+    """
+
+    name = "rotate"
+    key = "angle"
+    usage = "rotate:MAX (uniform in [-MAX, MAX] degrees), rotate:LO-HI or rotate:A1|A2|... (a set)"
+    example = "rotate:10"
+
+    @classmethod
+    def parse(cls, args: Sequence[str], token: str) -> Rotate:
+        cls._nargs(args, token, 1, 1)
+        text = args[0].strip()
+        choices, lo, hi = cls._parse_values(text, token)
+        if choices is None and lo == hi and not _RANGE_RE.match(text):
+            if lo < 0:
+                raise cls._error(token, f"the largest angle must be >= 0, got {text!r}")
+            lo, hi = -lo, lo
+        return cls(choices, lo, hi)
+
+    @property
+    def spec(self) -> str:
+        if self.choices is None and self.low == -self.high:
+            return f"rotate:{fmt_number(self.high)}"
+        return f"rotate:{self._values_spec()}"
+
+    def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
+        return self._affine(x, *self.affine_params(params))
+
+    def affine_params(self, params: Params) -> tuple[torch.Tensor, torch.Tensor]:
+        return params["angle"], torch.ones_like(params["angle"])
+
+
+class Noise(Transform):
+    """Additive Gaussian pixel noise with standard deviation ``std`` (the result is not clipped).
+
+    Params of a draw: ``noise`` (B, C, H, W), float32.
+    """
+
+    name = "noise"
+    usage = "noise:STD with STD >= 0"
+    example = "noise:0.02"
+
+    def __init__(self, std: float) -> None:
+        super().__init__()
+        self.std = float(std)
+
+    @classmethod
+    def parse(cls, args: Sequence[str], token: str) -> Noise:
+        cls._nargs(args, token, 1, 1)
+        std = cls._number(args[0], token, "noise std")
+        if std < 0:
+            raise cls._error(token, f"noise std must be >= 0, got {args[0]!r}")
+        return cls(std)
+
+    @property
+    def spec(self) -> str:
+        return f"noise:{fmt_number(self.std)}"
+
+    def sample(self, shape: Sequence[int]) -> Params:
+        return {"noise": torch.randn(tuple(int(s) for s in shape)) * self.std}
+
+    def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
+        noise = params["noise"]
+        if tuple(noise.shape) != tuple(x.shape):
+            raise ImageError(
+                f"{self.spec}: the draw is for a batch of shape {tuple(noise.shape)}, got {tuple(x.shape)}"
+            )
+        return x + noise.to(device=x.device, dtype=x.dtype)
+
+
+#: Registry of transform ops by spec name.
+TRANSFORM_OPS: Registry[type[Transform]] = Registry("transform op")
+for _op in (Pad, Jitter, Scale, Rotate, Noise):
+    TRANSFORM_OPS.register(_op.name, _op)

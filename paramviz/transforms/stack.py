@@ -1,0 +1,200 @@
+"""``TransformStack``, replayable draws, the spec parser and the named presets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from paramviz.errors import ImageError, SpecError, close_matches
+from paramviz.registry import Registry
+from paramviz.transforms.ops import TRANSFORM_OPS, AffineOp, Params, Transform, affine_about_centre, fmt_number
+
+#: Lucid's ``standard_transforms`` values.
+LUCID_SCALES: tuple[float, ...] = tuple(1 + (i - 5) / 50.0 for i in range(11))
+LUCID_ANGLES: tuple[float, ...] = tuple(float(a) for a in [*range(-10, 11), *(5 * [0])])
+
+#: Named transform stacks; each maps to a spec string.
+TRANSFORM_PRESETS: Registry[str] = Registry("transform preset")
+TRANSFORM_PRESETS.register("none", "none", description="no transforms (identity)")
+TRANSFORM_PRESETS.register("jitter", "jitter:8", description="random shift by up to 8 pixels")
+TRANSFORM_PRESETS.register(
+    "lucid",
+    "pad:12,jitter:8:crop,scale:{},rotate:{},jitter:4:crop".format(
+        "|".join(map(fmt_number, LUCID_SCALES)), "|".join(map(fmt_number, LUCID_ANGLES))
+    ),
+    description="Lucid's standard_transforms: pad 12 (0.5), jitter 8, scale 0.90-1.10, rotate -10..10, jitter 4",
+)
+TRANSFORM_PRESETS.hint = f"choices: {', '.join(TRANSFORM_PRESETS.names())}, or a spec such as 'pad:12,jitter:8'"
+
+_EXAMPLE = "pad:12,jitter:8,scale:0.9-1.1,rotate:10,jitter:4"
+
+
+@dataclass(frozen=True)
+class TransformDraw:
+    """The random parameters of one pass through a :class:`TransformStack`, for replay.
+
+    Attributes:
+        spec: Canonical spec of the stack that drew them.
+        shape: Input shape (B, C, H, W) they were drawn for.
+        params: One dict of CPU tensors per op, in stack order (empty for deterministic ops), e.g.
+            ``{"angle": (B,) degrees}``, ``{"scale": (B,)}``, ``{"shift": (B, 2)}``.
+    """
+
+    spec: str
+    shape: tuple[int, ...]
+    params: tuple[Params, ...]
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def __getitem__(self, index: int) -> Params:
+        return self.params[index]
+
+
+class TransformStack(nn.Module):
+    """A sequence of random, differentiable image transforms whose draws can be replayed.
+
+    ``forward(x)`` draws new parameters from torch's global RNG (one draw per image, so the same
+    ``torch.manual_seed`` gives the same draws) and stores them in :attr:`last_draw`;
+    ``forward(x2, draw=stack.last_draw)`` applies exactly the same transforms to another batch of the same
+    shape. Adjacent rotate/scale ops are applied as one affine warp (they commute about the centre), so a
+    stack like ``scale,rotate`` interpolates once. The output stays on the input's device and dtype; its
+    size is ``output_size(input size)`` (padding grows it, ``jitter:D:crop`` shrinks it, the other ops keep it).
+
+    Args:
+        ops: The transform ops, applied in order.
+        preset: The preset name this stack was built from, if any (informational).
+    """
+
+    def __init__(self, ops: Iterable[Transform] = (), *, preset: str | None = None) -> None:
+        super().__init__()
+        self.ops = nn.ModuleList(ops)
+        self.preset = preset
+        self.last_draw: TransformDraw | None = None
+
+    @property
+    def spec(self) -> str:
+        """Canonical spec string (``"none"`` for the empty stack); ``build_transforms(spec)`` rebuilds it."""
+        return ",".join(op.spec for op in self.ops) or "none"
+
+    def describe(self) -> str:
+        """The canonical spec string, for config files and logs (same as :attr:`spec`)."""
+        return self.spec
+
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """Spatial size ``(H, W)`` of the output for an input of ``size``."""
+        for op in self.ops:
+            size = op.output_size(size)
+        return size
+
+    def sample(self, shape: Sequence[int]) -> TransformDraw:
+        """Draw parameters for an input batch of ``shape`` (B, C, H, W) from torch's global RNG."""
+        shape = tuple(int(s) for s in shape)
+        if len(shape) != 4:
+            raise ImageError(f"expected an input shape (B, C, H, W), got {shape}")
+        params = []
+        size = (shape[2], shape[3])
+        for op in self.ops:
+            params.append(op.sample((shape[0], shape[1], *size)))
+            size = op.output_size(size)
+        return TransformDraw(self.spec, shape, tuple(params))
+
+    def forward(self, x: torch.Tensor, draw: TransformDraw | None = None) -> torch.Tensor:
+        """Transform a batch (B, C, H, W); replay ``draw`` if given, else draw new parameters.
+
+        Args:
+            x: Images, float tensor (B, C, H, W).
+            draw: A previous :attr:`last_draw` (or :meth:`sample`) of this stack, for the same input shape.
+        """
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ImageError(f"transforms expect a float image batch of shape (B, C, H, W), got {got}")
+        if draw is None:
+            draw = self.sample(x.shape)
+        else:
+            if draw.spec != self.spec:
+                raise SpecError(f"cannot replay a draw of transforms {draw.spec!r} on transforms {self.spec!r}")
+            if tuple(draw.shape) != tuple(x.shape):
+                raise ImageError(
+                    f"the draw was made for a batch of shape {tuple(draw.shape)}, got {tuple(x.shape)}; "
+                    "replay needs a batch of the same shape"
+                )
+        pending: tuple[torch.Tensor, torch.Tensor] | None = None  # fused (angle, scale) of adjacent affine ops
+        for op, params in zip(self.ops, draw.params, strict=True):
+            if isinstance(op, AffineOp):
+                angle, scale = op.affine_params(params)
+                pending = (angle, scale) if pending is None else (pending[0] + angle, pending[1] * scale)
+                continue
+            if pending is not None:
+                x, pending = affine_about_centre(x, *pending), None
+            x = op.apply(x, params)
+        if pending is not None:
+            x = affine_about_centre(x, *pending)
+        self.last_draw = draw
+        return x
+
+    def extra_repr(self) -> str:
+        return f"preset={self.preset!r}" if self.preset else ""
+
+
+def _unknown_op(name: str, token: str) -> SpecError:
+    choices = [*TRANSFORM_OPS.names(), *TRANSFORM_PRESETS.names()]
+    near = close_matches(name, choices)
+    hint = f"did you mean {', '.join(repr(n) for n in near)}? " if near else ""
+    return SpecError(
+        f"transform spec {token!r}: unknown op {name!r}; {hint}expected one of the ops "
+        f"{', '.join(TRANSFORM_OPS.names())} or the presets {', '.join(TRANSFORM_PRESETS.names())} "
+        f"(e.g. {_EXAMPLE!r})"
+    )
+
+
+def parse_transforms(spec: str) -> list[Transform]:
+    """Parse a comma-separated spec string into ops; a preset name may appear as a token.
+
+    Raises:
+        SpecError: Naming the bad token, what was expected and an example.
+    """
+    if not isinstance(spec, str):
+        raise SpecError(f"transform spec must be a string, got {type(spec).__name__} (e.g. {_EXAMPLE!r})")
+    if not spec.strip():
+        raise SpecError(
+            f"empty transform spec; expected a preset ({', '.join(TRANSFORM_PRESETS.names())}) or ops such as "
+            f"{_EXAMPLE!r}"
+        )
+    ops: list[Transform] = []
+    for position, raw in enumerate(spec.split(","), start=1):
+        token = raw.strip()
+        if not token:
+            raise SpecError(
+                f"transform spec {spec!r}: op {position} is empty; expected comma-separated ops without "
+                f"empty entries (e.g. {_EXAMPLE!r})"
+            )
+        name, *args = (part.strip() for part in token.split(":"))
+        name = name.lower()
+        if name == "none" and not args:
+            continue
+        if name in TRANSFORM_PRESETS and not args:
+            ops.extend(parse_transforms(TRANSFORM_PRESETS.get(name)))
+            continue
+        if name not in TRANSFORM_OPS:
+            raise _unknown_op(name, token)
+        ops.append(TRANSFORM_OPS.get(name).parse(args, token))
+    return ops
+
+
+def build_transforms(spec: str) -> TransformStack:
+    """Build a :class:`TransformStack` from a preset name or a spec string.
+
+    Args:
+        spec: ``none``, ``jitter``, ``lucid`` or ops such as ``"pad:12,jitter:8,scale:0.9-1.1,rotate:10"``
+            (grammar in :mod:`paramviz.transforms`).
+
+    Raises:
+        SpecError: For a malformed spec, naming the bad token, what was expected and an example.
+    """
+    ops = parse_transforms(spec)
+    name = spec.strip().lower()
+    return TransformStack(ops, preset=name if name in TRANSFORM_PRESETS else None)
