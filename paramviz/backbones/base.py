@@ -121,6 +121,10 @@ class Backbone(nn.Module):
                     return
                 if isinstance(output, (tuple, list)):
                     output = output[0]
+                if len(captured) + 1 < len(by_path) and isinstance(output, torch.Tensor):
+                    # the forward goes on: keep a copy that later in-place ops (inplace ReLU, ResNet's
+                    # ``out += identity``, GoogLeNet's F.relu(inplace=True)) cannot overwrite
+                    output = output.clone()
                 captured[path] = output
                 if len(captured) == len(by_path):
                     raise _StopForward

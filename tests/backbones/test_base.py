@@ -1,0 +1,124 @@
+"""The Backbone wrapper around any nn.Module: normalization, names, truncation, hook hygiene."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from paramviz.backbones import Backbone, build_backbone
+from paramviz.errors import UnknownNameError
+
+
+class UserNet(nn.Module):
+    """A user's network with an in-place ReLU and an in-place residual add."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.act = nn.ReLU(inplace=True)
+        self.body = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4))
+        self.head = nn.Linear(4, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.stem(x))
+        y = self.body(x)
+        y += x  # in place on body's output
+        return self.head(y.mean((2, 3)))
+
+
+@pytest.fixture
+def user_backbone() -> Backbone:
+    torch.manual_seed(0)
+    return Backbone(UserNet(), mean=(0.1, 0.2, 0.3), std=(0.5, 0.25, 2.0), name="user", aliases={"logits": "head"})
+
+
+def test_custom_mean_std_normalizes_input(user_backbone: Backbone) -> None:
+    seen = []
+    user_backbone.model.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    x = torch.rand(1, 3, 8, 8)
+    user_backbone(x, ["logits"])
+    expected = torch.stack([(x[:, 0] - 0.1) / 0.5, (x[:, 1] - 0.2) / 0.25, (x[:, 2] - 0.3) / 2.0], 1)
+    torch.testing.assert_close(seen[0], expected)
+
+
+def test_user_module_is_frozen_and_stays_eval(user_backbone: Backbone) -> None:
+    assert not any(p.requires_grad for p in user_backbone.parameters())
+    user_backbone.train(True)
+    assert not user_backbone.model.body[1].training
+    x = torch.rand(2, 3, 8, 8)
+    a = user_backbone(x, ["body.1"])["body.1"]
+    b = user_backbone(x[:1], ["body.1"])["body.1"]
+    torch.testing.assert_close(a[:1], b)  # eval-mode BatchNorm: no batch statistics
+
+
+def test_captured_layers_are_not_changed_by_later_inplace_ops(user_backbone: Backbone) -> None:
+    x = torch.rand(1, 3, 8, 8)
+    alone = {k: user_backbone(x, [k])[k] for k in ["stem", "body.1"]}
+    together = user_backbone(x, ["stem", "body.1", "logits"])
+    # stem's output is later overwritten by the in-place ReLU, body.1's by ``y += x``
+    assert (alone["stem"] < 0).any()
+    torch.testing.assert_close(together["stem"], alone["stem"])
+    torch.testing.assert_close(together["body.1"], alone["body.1"])
+
+
+def test_modules_after_the_deepest_layer_never_run(user_backbone: Backbone) -> None:
+    calls = []
+    user_backbone.model.body.register_forward_hook(lambda *a: calls.append("body"))
+
+    def explode(*args: object) -> None:
+        raise AssertionError("head ran although only 'stem' was requested")
+
+    user_backbone.model.head.forward = explode
+    out = user_backbone(torch.rand(1, 3, 8, 8), ["stem"])
+    assert set(out) == {"stem"} and calls == []
+    with pytest.raises(AssertionError, match="head ran"):
+        user_backbone(torch.rand(1, 3, 8, 8), ["logits"])
+
+
+def test_resnet_truncation_counts_calls_and_removes_hooks() -> None:
+    backbone = build_backbone("resnet18", "random")
+    model = backbone.model
+    counts = {name: 0 for name in ["layer2", "layer3", "layer4", "avgpool", "fc"]}
+    handles = [
+        getattr(model, name).register_forward_hook(lambda *a, n=name: counts.__setitem__(n, counts[n] + 1))
+        for name in counts
+    ]
+    out = backbone(torch.rand(1, 3, 32, 32), ["layer1", "layer2.0.conv1"])
+    assert counts == {"layer2": 0, "layer3": 0, "layer4": 0, "avgpool": 0, "fc": 0}
+    assert out["layer2.0.conv1"].shape == (1, 128, 4, 4)
+    for handle in handles:
+        handle.remove()
+    assert not any(m._forward_hooks for m in backbone.modules())
+
+
+def test_hooks_are_removed_when_the_forward_fails(user_backbone: Backbone) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    user_backbone.model.body.forward = broken
+    with pytest.raises(RuntimeError, match="boom"):
+        user_backbone(torch.rand(1, 3, 8, 8), ["stem", "logits"])
+    assert not any(m._forward_hooks for m in user_backbone.modules())
+
+
+def test_unknown_layer_lists_close_match_and_layers_hint(user_backbone: Backbone) -> None:
+    with pytest.raises(UnknownNameError) as info:
+        user_backbone(torch.rand(1, 3, 8, 8), ["body.O"])
+    message = str(info.value)
+    assert "'body.0'" in message and "paramviz layers user" in message
+    with torch.device("meta"):
+        vgg = build_backbone("vgg16", "random")
+    with pytest.raises(UnknownNameError, match="relu4_2"):
+        vgg.validate(["relu1_1", "relu4_22"])
+
+
+def test_names_given_twice_and_alias_with_path_share_one_capture(user_backbone: Backbone) -> None:
+    out = user_backbone(torch.rand(1, 3, 8, 8), ["logits", "head", "logits"])
+    assert list(out) == ["logits", "head"] and out["logits"] is out["head"]
+    assert user_backbone(torch.rand(1, 3, 8, 8), []) == {}
+
+
+def test_alias_to_a_missing_module_is_refused() -> None:
+    with pytest.raises(ValueError, match="missing module 'nope'"):
+        Backbone(UserNet(), aliases={"x": "nope"})
