@@ -18,11 +18,9 @@ from torch import nn
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, NonFiniteLossError
 from paramviz.objectives.base import Objective, total_weight_is_zero
+from paramviz.objectives.penalties import INPUT_KEY  # the transformed image, for penalties
 from paramviz.registry import Registry
 
-#: Reserved feature key under which the render loop passes the transformed image to objectives
-#: (penalties such as total variation read it); a backbone is never asked for it.
-INPUT_KEY = "input"
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
-import torch
-from torch import nn
+import os
 
-from paramviz.backbones.base import Backbone
+# Without this, OpenMP worker threads spin while waiting and a busy 2-core machine slows tests 20-50x.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from paramviz.backbones.base import Backbone  # noqa: E402
 
 
 class TinyNet(nn.Module):

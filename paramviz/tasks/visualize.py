@@ -14,7 +14,8 @@ from paramviz.config import ConfigBase
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError
 from paramviz.io import OutputDir, check_output_dir, image_grid
-from paramviz.objectives import Objective, parse_objectives
+from paramviz.objectives import Objective, parse_objectives, required_batch
+from paramviz.objectives.penalties import INPUT_KEY
 from paramviz.params import ParamSpec, build_param
 from paramviz.render import OPTIMIZERS, Callback, RenderResult, render
 from paramviz.transforms import build_transforms
@@ -126,10 +127,18 @@ def visualize(
         backbone: An already built backbone to use instead of ``config.backbone`` (e.g. a custom module).
     """
     objective = build_objective(config)
+    wanted = required_batch(objective)
+    if wanted is not None and wanted != config.batch:
+        if config.batch != 1:
+            raise ConfigError(
+                f"the objective lists one unit per image for {wanted} images but batch is {config.batch}; "
+                f"set --batch {wanted} or leave it at 1 to size the batch from the objective"
+            )
+        config = config.replace(batch=wanted)
     device = resolve_device(config.device)
     if backbone is None:
         backbone = build_backbone(config.backbone, config.weights, trust_checkpoint=config.trust_checkpoint)
-    backbone.validate(sorted(objective.layers() - {"input"}))
+    backbone.validate(sorted(objective.layers() - {INPUT_KEY}))
     param = build_param(config.param, (config.size, config.size), batch=config.batch, seed=config.seed)
     transforms = build_transforms(config.transforms)
     result = render(

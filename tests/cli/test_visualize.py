@@ -1,0 +1,73 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from paramviz.cli import main
+from paramviz.params import PARAMS
+from paramviz.tasks.visualize import VisualizeConfig
+
+FAST = ["--size", "32", "--steps", "3", "--device", "cpu", "--quiet"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_help_matches_the_code():
+    result = invoke("visualize", "--help")
+    assert result.exit_code == 0
+    for name in PARAMS.names():
+        assert name in result.output
+    defaults = VisualizeConfig()
+    assert f"[default: {defaults.steps}]" in result.output and f"[default: {defaults.transforms}]" in result.output
+    for option in ["--backbone", "--objective", "--decorrelate / --no-decorrelate", "--transforms", "--size",
+                   "--batch", "--steps", "--lr", "--optimizer", "--seed", "--device", "--out", "--force", "--config"]:
+        assert option in result.output
+    assert "logit:" in result.output  # objective spec help
+
+
+@pytest.mark.slow
+def test_visualize_writes_outputs_and_refuses_overwrite(tmp_path):
+    out = tmp_path / "viz"
+    result = invoke("visualize", "-O", "stage3:4", "--param", "pixel", "--no-decorrelate", *FAST, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert {"image.png", "config.toml", "metrics.json"} <= {p.name for p in out.iterdir()}
+    config = VisualizeConfig.from_toml(out / "config.toml")
+    assert config.param.name == "pixel" and config.param.decorrelate is False and config.objectives == ("stage3:4",)
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 3
+
+    again = invoke("visualize", "-O", "stage3:4", *FAST, "--out", str(out))
+    assert again.exit_code != 0 and "--force" in again.output
+
+    # --config reuses a run's settings; options typed on the command line override it.
+    rerun = invoke("visualize", "--config", str(out / "config.toml"), "--seed", "5", "--quiet", "--out", str(tmp_path / "b"))
+    assert rerun.exit_code == 0, rerun.output
+    config_b = VisualizeConfig.from_toml(tmp_path / "b" / "config.toml")
+    assert config_b == config.replace(seed=5)
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["-O", "stage9:1"], "did you mean"),
+        (["-O", "stage3:1", "--backbone", "efficientnet_lit0"], "efficientnet_lite0"),
+        (["-O", "stage3:1", "--transforms", "pad:x"], "pad:x"),
+        ([], "no objective given"),
+    ],
+)
+def test_bad_input_gives_clear_error_and_writes_nothing(tmp_path, args, needle):
+    out = tmp_path / "never"
+    result = invoke("visualize", *args, *FAST, "--out", str(out))
+    assert result.exit_code != 0
+    assert needle in result.output
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_models_and_layers_commands():
+    models = invoke("models")
+    assert models.exit_code == 0 and "efficientnet_lite0" in models.output and "resnet50" in models.output
+    layers = invoke("layers", "resnet18")
+    assert layers.exit_code == 0 and "layer4" in layers.output and "logits" in layers.output
+    bad = invoke("layers", "resnet19")
+    assert bad.exit_code != 0 and "resnet18" in bad.output

@@ -1,0 +1,71 @@
+import json
+
+import pytest
+import torch
+
+from paramviz.config import apply_overrides
+from paramviz.errors import ConfigError, OutputExistsError, UnknownNameError
+from paramviz.params import ParamSpec
+from paramviz.tasks.visualize import VisualizeConfig, run_visualize, visualize
+
+
+def small(**changes) -> VisualizeConfig:
+    base = VisualizeConfig(objectives=("conv3:1",), size=24, steps=6, transforms="none", device="cpu")
+    return base.replace(**changes)
+
+
+def test_loss_falls_on_a_tiny_backbone_for_each_parameterization(tiny_backbone):
+    for name in ("pixel", "fourier"):
+        result = visualize(small(param=ParamSpec(name), steps=10, lr=0.1), backbone=tiny_backbone)
+        assert result.render.history[-1] < result.render.history[0], name
+        assert result.images.shape == (1, 3, 24, 24)
+        assert 0 <= result.images.min() and result.images.max() <= 1
+
+
+def test_batch_renders_independent_images_with_per_image_channels(tiny_backbone):
+    result = visualize(small(objectives=("conv3:1|2",)), backbone=tiny_backbone)  # batch sized from the list
+    assert result.images.shape == (2, 3, 24, 24) and result.config.batch == 2
+    assert not torch.allclose(result.images[0], result.images[1])
+    assert len(result.metrics()["final_loss_per_image"]) == 2
+
+
+def test_config_validation_names_the_value():
+    with pytest.raises(ConfigError, match="size must be at least 16"):
+        small(size=8)
+    with pytest.raises(ConfigError, match="steps must be a positive integer"):
+        small(steps=0)
+    with pytest.raises(UnknownNameError, match="'lbfgs'"):
+        small(optimizer="lbgfs")
+    with pytest.raises(ConfigError, match="set --batch 2"):
+        visualize(small(objectives=("conv3:1|2",), batch=3))
+    with pytest.raises(ConfigError, match="no objective given"):
+        visualize(small(objectives=()))
+
+
+def test_run_writes_outputs_and_config_round_trips(tmp_path, tiny_backbone, monkeypatch):
+    import paramviz.tasks.visualize as task
+
+    monkeypatch.setattr(task, "build_backbone", lambda *a, **k: tiny_backbone)
+    config = small(thresholds=(3,))
+    out = tmp_path / "run"
+    run_visualize(config, out)
+    assert sorted(p.name for p in out.iterdir()) == ["config.toml", "image.png", "metrics.json", "steps"]
+    assert (out / "steps" / "step_00003.png").exists()
+    assert VisualizeConfig.from_toml(out / "config.toml") == config
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 6 and metrics["final_loss"] < metrics["initial_loss"]
+    assert set(metrics["terms"]) == {"channel:conv3:1"} and metrics["steps_per_second"] > 0
+    with pytest.raises(OutputExistsError):
+        run_visualize(config, out)
+    # A failing run with --force leaves the earlier results untouched.
+    with pytest.raises(UnknownNameError):
+        run_visualize(apply_overrides(config, {"objectives": ("nolayer:1",)}), out, force=True)
+    assert VisualizeConfig.from_toml(out / "config.toml") == config
+
+
+@pytest.mark.slow
+def test_real_efficientnet_channel_visualization_gains_activation():
+    config = VisualizeConfig(objectives=("stage4:12",), size=64, steps=25, device="cpu")
+    result = visualize(config)
+    history = result.render.history
+    assert history[-1] < history[0] - 1.0  # the channel's mean activation rose by more than 1
