@@ -22,7 +22,6 @@ from paramviz.objectives.penalties import INPUT_KEY  # the transformed image, fo
 from paramviz.registry import Registry
 
 
-
 @dataclass(frozen=True)
 class StepRecord:
     """What a callback sees after each step.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from paramviz.backbones import catalog, robust
 from paramviz.backbones.base import Backbone
 from paramviz.backbones.imagenet import IMAGENET_CLASSES, class_index, class_name
-from paramviz.backbones.listing import format_backbone_table, format_layers
+from paramviz.backbones.listing import backbone_families, format_backbone_table, format_layers
 from paramviz.backbones.registry import (
     BACKBONES,
     BackboneEntry,
@@ -25,6 +25,7 @@ __all__ = [
     "IMAGENET_CLASSES",
     "Backbone",
     "BackboneEntry",
+    "backbone_families",
     "build_backbone",
     "cached_download",
     "catalog",

@@ -11,25 +11,32 @@ def _table(rows: list[tuple[str, ...]], indent: str = "") -> list[str]:
     return [indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
-def format_backbone_table() -> str:
-    """Every registered backbone with its family, options, pretrained-weights source and description."""
-    rows: list[tuple[str, ...]] = [("NAME", "FAMILY", "OPTIONS", "PRETRAINED WEIGHTS", "DESCRIPTION")]
-    for entry in list_backbones():
-        opts = ", ".join(f"{k}={v!r}" for k, v in entry.options().items()) or "-"
-        rows.append((entry.name, entry.family or "-", opts, entry.weights_source or "-", entry.description))
-    rows.append(
-        (
-            f"{TIMM_PREFIX}<name>",
-            "timm",
-            "create_model kwargs",
-            "timm pretrained=True (downloads on first use)",
-            "any model in timm.list_models(), e.g. timm:resnet50, timm:convnext_tiny",
-        )
-    )
-    lines = _table(rows)
+def format_backbone_table(family: str | None = None) -> str:
+    """Every registered backbone (or one ``family``) with its description, options and pretrained weights.
+
+    Each entry is a name line followed by indented ``options:`` and ``weights:`` lines, so long URLs of
+    robust checkpoints stay readable in a terminal.
+    """
+    entries = [e for e in list_backbones() if family is None or e.family == family]
+    lines: list[str] = []
+    for entry in entries:
+        opts = ", ".join(f"{k}={v!r}" for k, v in entry.options().items())
+        lines.append(f"{entry.name}  [{entry.family or '-'}]  {entry.description}")
+        if opts:
+            lines.append(f"    options: {opts}")
+        lines.append(f"    weights: {entry.weights_source or '-'}")
+    if family in (None, "timm"):
+        lines.append(f"{TIMM_PREFIX}<name>  [timm]  any model in timm.list_models(), e.g. timm:convnext_tiny")
+        lines.append("    options: timm.create_model keyword arguments")
+        lines.append("    weights: timm pretrained=True (downloads on first use)")
     lines.append("")
-    lines.append("weights: 'pretrained' (default), 'random', or a path to a .pt/.pth/.bin/.safetensors file")
+    lines.append("--weights: 'pretrained' (default), 'random', or a path to a .pt/.pth/.ckpt/.safetensors file")
     return "\n".join(lines)
+
+
+def backbone_families() -> list[str]:
+    """The families present in the registry (for ``paramviz models --family``)."""
+    return sorted({e.family for e in list_backbones() if e.family} | {"timm"})
 
 
 def format_layers(backbone: Backbone) -> str:

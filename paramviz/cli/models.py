@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import click
+import torch
 
-from paramviz.backbones import build_backbone, format_backbone_table, format_layers
+from paramviz.backbones import backbone_families, build_backbone, format_backbone_table, format_layers
 from paramviz.cli.group import main
 from paramviz.cli.options import weights_options
 
 
 @main.command("models")
-def models_command() -> None:
-    """List the registered backbones and where their weights come from."""
-    click.echo(format_backbone_table())
-    click.echo("\nAny timm model: timm:<name> (e.g. timm:resnet50). Layers of one: paramviz layers NAME")
+@click.option("--family", type=click.Choice(backbone_families()), default=None, help="Only this family.")
+def models_command(family: str | None) -> None:
+    """List the registered backbones and where their pretrained weights come from."""
+    click.echo(format_backbone_table(family))
+    click.echo("Layers of a backbone: paramviz layers NAME")
 
 
 @main.command("layers")
 @click.argument("backbone")
 @weights_options("random")
 def layers_command(backbone: str, weights: str, trust_checkpoint: bool) -> None:
-    """List the addressable layers of BACKBONE: aliases first, then dotted module paths.
+    """List the addressable layers of BACKBONE: aliases first, then dotted module paths with their types.
 
-    Layer names do not depend on the weights, so random weights are used unless --weights is given.
+    Layer names do not depend on the weights, so by default the network is built on PyTorch's meta device
+    (structure only: no download, no memory). Give --weights to inspect a particular file.
     """
-    click.echo(format_layers(build_backbone(backbone, weights, trust_checkpoint=trust_checkpoint)))
+    if weights == "random":
+        with torch.device("meta"):
+            built = build_backbone(backbone, "random")
+    else:
+        built = build_backbone(backbone, weights, trust_checkpoint=trust_checkpoint)
+    click.echo(format_layers(built))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from paramviz.objectives.spec import SPEC_HELP
 
 from paramviz.cli.group import main
 from paramviz.cli.options import (
@@ -20,6 +19,7 @@ from paramviz.cli.options import (
     weights_options,
 )
 from paramviz.cli.progress import ProgressBar
+from paramviz.objectives.spec import SPEC_HELP
 from paramviz.tasks.visualize import VisualizeConfig, run_visualize
 
 D = VisualizeConfig()

@@ -21,8 +21,22 @@ def test_help_matches_the_code():
         assert name in result.output
     defaults = VisualizeConfig()
     assert f"[default: {defaults.steps}]" in result.output and f"[default: {defaults.transforms}]" in result.output
-    for option in ["--backbone", "--objective", "--decorrelate / --no-decorrelate", "--transforms", "--size",
-                   "--batch", "--steps", "--lr", "--optimizer", "--seed", "--device", "--out", "--force", "--config"]:
+    for option in [
+        "--backbone",
+        "--objective",
+        "--decorrelate / --no-decorrelate",
+        "--transforms",
+        "--size",
+        "--batch",
+        "--steps",
+        "--lr",
+        "--optimizer",
+        "--seed",
+        "--device",
+        "--out",
+        "--force",
+        "--config",
+    ]:
         assert option in result.output
     assert "logit:" in result.output  # objective spec help
 
@@ -41,7 +55,9 @@ def test_visualize_writes_outputs_and_refuses_overwrite(tmp_path):
     assert again.exit_code != 0 and "--force" in again.output
 
     # --config reuses a run's settings; options typed on the command line override it.
-    rerun = invoke("visualize", "--config", str(out / "config.toml"), "--seed", "5", "--quiet", "--out", str(tmp_path / "b"))
+    rerun = invoke(
+        "visualize", "--config", str(out / "config.toml"), "--seed", "5", "--quiet", "--out", str(tmp_path / "b")
+    )
     assert rerun.exit_code == 0, rerun.output
     config_b = VisualizeConfig.from_toml(tmp_path / "b" / "config.toml")
     assert config_b == config.replace(seed=5)

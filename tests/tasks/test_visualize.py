@@ -19,7 +19,7 @@ def test_loss_falls_on_a_tiny_backbone_for_each_parameterization(tiny_backbone):
         result = visualize(small(param=ParamSpec(name), steps=10, lr=0.1), backbone=tiny_backbone)
         assert result.render.history[-1] < result.render.history[0], name
         assert result.images.shape == (1, 3, 24, 24)
-        assert 0 <= result.images.min() and result.images.max() <= 1
+        assert result.images.min() >= 0 and result.images.max() <= 1
 
 
 def test_batch_renders_independent_images_with_per_image_channels(tiny_backbone):
