@@ -121,7 +121,7 @@ def robustness_command(
     quiet: bool,
     **_: object,
 ) -> None:
-    r"""Measure the layer robustness ratio R(f) of each BACKBONE at the given layers.
+    """Measure the layer robustness ratio R(f) of each BACKBONE at the given layers.
 
     R(f) = E_x[max_{x' in B_eps(x)} ||f(x') - f(x)||] / E_{x1!=x2}[||f(x1) - f(x2)||], with the maximum found
     by PGD (best iterate per image). BACKBONE is a name from `paramviz models` or timm:<name>, optionally
@@ -132,7 +132,7 @@ def robustness_command(
 
     \b
     Example:
-      paramviz robustness resnet50 madry_resnet50_l2_eps3 --layers layer1,layer2,layer3,layer4 \
+      paramviz robustness resnet50 madry_resnet50_l2_eps3 --layers layer1,layer2,layer3,layer4
           --norm l2 --eps 1 --steps 20 --size 224
     """
     if not backbones and config_file is None:
