@@ -5,6 +5,7 @@ Submodules hold the full API of each part (``paramviz.params``, ``paramviz.objec
 """
 
 from paramviz.backbones import BACKBONES, Backbone, build_backbone, class_index, list_backbones, register_backbone
+from paramviz.backbones.composite import CompositeBackbone
 from paramviz.errors import (
     CheckpointError,
     ConfigError,
@@ -34,9 +35,11 @@ from paramviz.objectives import (
     parse_objective,
     parse_objectives,
 )
+from paramviz.objectives.style import ContentLoss, GramStyleLoss, W2StyleLoss, content_objective, style_objective
 from paramviz.params import PARAMS, FourierParam, ImageParam, ParamSpec, PixelParam, build_param
 from paramviz.render import OPTIMIZERS, RenderResult, StepRecord, render
 from paramviz.tasks.robustness import RobustnessConfig, compute_robustness, run_robustness
+from paramviz.tasks.stylize import StyleConfig, StyleResult, run_style, stylize
 from paramviz.tasks.visualize import VisualizeConfig, run_visualize, visualize
 from paramviz.transforms import TRANSFORM_PRESETS, TransformStack, build_transforms
 
@@ -52,6 +55,16 @@ __all__ = [
     "TRANSFORM_PRESETS",
     "Backbone",
     "Channel",
+    "CompositeBackbone",
+    "ContentLoss",
+    "GramStyleLoss",
+    "StyleConfig",
+    "StyleResult",
+    "W2StyleLoss",
+    "content_objective",
+    "run_style",
+    "style_objective",
+    "stylize",
     "CheckpointError",
     "ClassLogit",
     "ConfigError",

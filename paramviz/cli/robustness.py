@@ -134,7 +134,7 @@ def robustness_command(
     Example:
       paramviz robustness resnet50 madry_resnet50_l2_eps3 --layers layer1,layer2,layer3,layer4
           --norm l2 --eps 1 --steps 20 --size 224
-    """
+    """  # noqa: D301 - \b (a backspace) is click's no-rewrap marker
     if not backbones and config_file is None:
         raise click.UsageError("name at least one BACKBONE (see `paramviz models`)")
     config = build_config(ctx, RobustnessConfig, config_file, DESTS)

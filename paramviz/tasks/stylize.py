@@ -1,0 +1,666 @@
+"""Neural style transfer on any backbone: config -> components -> render -> outputs.
+
+Style transfer is built from the same parts as feature visualization: a parameterization
+(``pixel``/``fourier``, colour decorrelation), a transform stack, a backbone, objectives (the style and
+content losses of :mod:`paramviz.objectives.style`, total variation) and :func:`~paramviz.render.render`.
+Switching RGB pixels for decorrelated Fourier, adding transforms, or swapping VGG for a ResNet, an EfficientNet
+or a robust checkpoint is one field of :class:`StyleConfig` (one option of ``paramviz style``).
+
+How a run is assembled (:func:`stylize`):
+
+1. :meth:`StyleConfig.resolve` fills the fields left at ``None`` from the layer preset (backbone, layers,
+   loss settings, weights) and the optimizer preset (optimizer, lr); the resolved config is what
+   ``config.toml`` records.
+2. The content image is loaded with its long side = ``size`` (the output has its size); each style image
+   with long side ``round(size * style_scale)``.
+3. With ``original_colors="luminance"`` both are replaced by their luminance (:mod:`paramviz.tasks.colors`).
+4. Style targets (Gram matrices or mean + covariance, blended over the style images with ``style_blend``) and
+   content targets are computed once through the backbone and stored as buffers. Per-layer weights are
+   normalized to sum 1 and multiplied by ``style_weight`` / ``content_weight``. Terms are logged as
+   ``style:<layer>``, ``content:<layer>`` and ``tv``.
+5. With ``content_backbone`` set, content terms read that network and style terms the main one (Engstrom et
+   al.'s control), through a :class:`~paramviz.backbones.composite.CompositeBackbone`.
+6. With random transforms, the image the backbone sees is transformed every step; the content target is then
+   the content image under **the same draw** (replayed each step, without gradient) so the two line up
+   pixel for pixel. Style statistics are spatially pooled and keep their fixed targets.
+7. After :func:`render`, the final image (and every snapshot) is evaluated once more without transforms
+   (``final_terms``), and recoloured for ``original_colors`` ``"luminance"`` / ``"post"``.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from paramviz.backbones import Backbone, build_backbone
+from paramviz.backbones.composite import CompositeBackbone
+from paramviz.config import ConfigBase
+from paramviz.device import resolve_device
+from paramviz.errors import ConfigError, SpecError, UnknownNameError
+from paramviz.io import OutputDir, check_output_dir, load_image
+from paramviz.objectives.base import Objective
+from paramviz.objectives.penalties import INPUT_KEY, TotalVariation
+from paramviz.objectives.style import (
+    DEFAULT_W2_EPS,
+    GRAM_NORMALIZATIONS,
+    STYLE_LOSSES,
+    TARGET_SUFFIX,
+    W2_REDUCTIONS,
+    content_objective,
+    style_objective,
+)
+from paramviz.params import ParamSpec, build_param
+from paramviz.render import Callback, RenderResult, render
+from paramviz.tasks.colors import COLOR_MODES, luminance_only_inputs, transfer_colors
+from paramviz.tasks.style_presets import OPTIMIZER_PRESETS, STYLE_PRESETS, OptimizerPreset, StylePreset
+from paramviz.transforms import TransformStack, build_transforms
+
+INITS = ("content", "noise", "gray")
+"""Start images: the content image, uniform white noise (Gatys et al.), or grey 0.5 with ±1/255 noise
+(crowsonkb)."""
+
+STYLE_PART = "style"
+CONTENT_PART = "content"
+
+
+@dataclass(frozen=True)
+class StyleConfig(ConfigBase):
+    """Everything a style-transfer run needs. ``None`` fields come from the presets (:meth:`resolve`).
+
+    Attributes:
+        content: Content image: a file path (PNG, JPEG, ...) or ``sample:NAME`` (scikit-image photo).
+        styles: Style image(s), paths or ``sample:NAME``.
+        style_blend: One non-negative weight per style image (normalized; empty = equal weights).
+        preset: Layer preset (``paramviz style --list-presets``).
+        backbone: Backbone of the style (and, by default, content) losses; ``None``: the preset's.
+        weights: ``"pretrained"``, ``"random"`` or a weights file for ``backbone``.
+        trust_checkpoint: Allow full unpickling of weights files that need it.
+        content_backbone: A separate backbone for the content loss (``None``: the same network).
+        content_backbone_weights: Weights of ``content_backbone``.
+        style_layers: Custom style layers (empty: the preset's).
+        style_layer_weights: Relative weight per style layer (empty: the preset's, or equal for custom layers).
+        content_layers: Custom content layers (empty: the preset's).
+        content_layer_weights: Relative weight per content layer (empty: the preset's, or equal).
+        style_loss: ``"gram"`` or ``"w2"``; ``None``: the preset's.
+        gram_norm: Gram normalization ``"hw"`` or ``"chw"``; ``None``: the preset's.
+        w2_eps: W2 covariance regularization (added to the diagonals).
+        w2_reduction: ``"mean"`` (W2²/C, crowsonkb) or ``"sum"`` (exact W2²).
+        swag: Softmax the activations before the style statistics (Wang et al. 2021).
+        swag_temperature: SWAG softmax temperature.
+        style_weight: Total style weight; ``None``: the preset's.
+        content_weight: Total content weight; ``None``: the preset's.
+        tv_weight: Total-variation weight (mean absolute difference of neighbouring pixels).
+        param: The image parameterization.
+        transforms: Transform preset name or spec string.
+        size: Long side of the output (and content) image in pixels.
+        style_scale: Style images are resized to ``size * style_scale`` on their long side.
+        init: ``"content"``, ``"noise"`` or ``"gray"``.
+        original_colors: ``"off"``, ``"luminance"`` (luminance-only transfer) or ``"post"`` (recolour after).
+        steps: Optimization steps.
+        optimizer: Optimizer preset (``lbfgs``, ``adam``, ``adam-lucid``); ``None``: the layer preset's.
+            L-BFGS assumes the same objective at every step; with random ``transforms`` its curvature
+            estimates mix different draws and it can diverge (seen with ``fourier`` + ``lucid`` on
+            EfficientNet-Lite0, ``benchmarks/style_compare.py``): prefer ``adam`` there.
+        lr: Learning rate; ``None``: the optimizer preset's.
+        seed: Seed of the initial image and of the transform draws.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
+        thresholds: Steps at which a snapshot image is saved (the last step always is).
+    """
+
+    content: str = ""
+    styles: tuple[str, ...] = ()
+    style_blend: tuple[float, ...] = ()
+    preset: str = "efficientnet_lite0"
+    backbone: str | None = None
+    weights: str = "pretrained"
+    trust_checkpoint: bool = False
+    content_backbone: str | None = None
+    content_backbone_weights: str = "pretrained"
+    style_layers: tuple[str, ...] = ()
+    style_layer_weights: tuple[float, ...] = ()
+    content_layers: tuple[str, ...] = ()
+    content_layer_weights: tuple[float, ...] = ()
+    style_loss: str | None = None
+    gram_norm: str | None = None
+    w2_eps: float = DEFAULT_W2_EPS
+    w2_reduction: str = "mean"
+    swag: bool = False
+    swag_temperature: float = 1.0
+    style_weight: float | None = None
+    content_weight: float | None = None
+    tv_weight: float = 0.0
+    param: ParamSpec = field(default_factory=ParamSpec)
+    transforms: str = "none"
+    size: int = 512
+    style_scale: float = 1.0
+    init: str = "content"
+    original_colors: str = "off"
+    steps: int = 500
+    optimizer: str | None = None
+    lr: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    thresholds: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("size", "steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.size < 16:
+            raise ConfigError(f"size must be at least 16 pixels, got {self.size}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        STYLE_PRESETS.get(self.preset)
+        if self.optimizer is not None:
+            OPTIMIZER_PRESETS.get(self.optimizer)
+        _choice("init", self.init, INITS)
+        _choice("original_colors", self.original_colors, COLOR_MODES)
+        _choice("w2_reduction", self.w2_reduction, W2_REDUCTIONS)
+        if self.style_loss is not None:
+            _choice("style_loss", self.style_loss, STYLE_LOSSES)
+        if self.gram_norm is not None:
+            _choice("gram_norm", self.gram_norm, GRAM_NORMALIZATIONS)
+        for name in ("style_weight", "content_weight", "tv_weight", "w2_eps"):
+            value = getattr(self, name)
+            if value is not None:
+                _non_negative(name, value)
+        for name in ("style_scale", "swag_temperature"):
+            value = getattr(self, name)
+            if not (_is_number(value) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        if self.lr is not None and not (_is_number(self.lr) and math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
+        for name in ("style_blend", "style_layer_weights", "content_layer_weights"):
+            for value in getattr(self, name):
+                _non_negative(name, value)
+        if self.style_blend and len(self.style_blend) != len(self.styles):
+            raise ConfigError(
+                f"style_blend has {len(self.style_blend)} weights for {len(self.styles)} style images; give one "
+                "weight per style image (or none for equal weights)"
+            )
+        for layers, weights in (
+            (self.style_layers, self.style_layer_weights),
+            (self.content_layers, self.content_layer_weights),
+        ):
+            if layers and weights and len(layers) != len(weights):
+                raise ConfigError(f"{len(weights)} layer weights for {len(layers)} layers {list(layers)}")
+        bad = [t for t in self.thresholds if not 1 <= t <= self.steps]
+        if bad:
+            raise ConfigError(f"thresholds must lie in 1..steps={self.steps}, got {bad}")
+
+    # --- presets ---------------------------------------------------------------------------------
+    @property
+    def layer_preset(self) -> StylePreset:
+        """The :class:`StylePreset` named by ``preset``."""
+        return STYLE_PRESETS.get(self.preset)
+
+    def resolve(self) -> StyleConfig:
+        """A copy with every ``None``/empty preset-backed field filled in from the presets.
+
+        Custom ``style_layers``/``content_layers`` replace the preset's (equal weights unless given);
+        layer weights given without layers apply to the preset's layers.
+        """
+        preset = self.layer_preset
+        style_layers, style_w = _layers_and_weights(
+            "style", self.style_layers, self.style_layer_weights, preset.style_layers, preset.style_layer_weights
+        )
+        content_layers, content_w = _layers_and_weights(
+            "content",
+            self.content_layers,
+            self.content_layer_weights,
+            preset.content_layers,
+            preset.content_layer_weights,
+        )
+        optimizer = self.optimizer or preset.optimizer
+        return self.replace(
+            backbone=self.backbone or preset.backbone,
+            style_layers=style_layers,
+            style_layer_weights=style_w,
+            content_layers=content_layers,
+            content_layer_weights=content_w,
+            style_loss=self.style_loss or preset.style_loss,
+            gram_norm=self.gram_norm or preset.gram_norm,
+            style_weight=preset.style_weight if self.style_weight is None else self.style_weight,
+            content_weight=preset.content_weight if self.content_weight is None else self.content_weight,
+            optimizer=optimizer,
+            lr=OPTIMIZER_PRESETS.get(optimizer).lr if self.lr is None else self.lr,
+        )
+
+    def backbone_options(self) -> dict[str, object]:
+        """Options for ``build_backbone`` of the main backbone: the preset's, if it is the preset's network."""
+        preset = self.layer_preset
+        if (self.backbone or preset.backbone) == preset.backbone:
+            return dict(preset.backbone_options)
+        return {}
+
+
+@dataclass
+class StyleResult:
+    """A finished style transfer.
+
+    Attributes:
+        config: The resolved config.
+        render: The render result (images are the raw optimized images, before colour preservation).
+        objective: The full objective (style + content + tv terms).
+        backbone: The backbone used (a :class:`CompositeBackbone` with a separate content network).
+        device: Where it ran.
+        image: The output image (1, 3, H, W) in [0, 1], after colour preservation.
+        snapshots: Output images at the thresholds, keyed by step, after colour preservation.
+        initial_terms: Each term on the initial image, without transforms.
+        final_terms: Each term on the final image, without transforms.
+    """
+
+    config: StyleConfig
+    render: RenderResult
+    objective: Objective
+    backbone: nn.Module
+    device: str
+    image: torch.Tensor
+    snapshots: dict[int, torch.Tensor]
+    initial_terms: dict[str, float]
+    final_terms: dict[str, float]
+
+    @staticmethod
+    def _group(terms: Mapping[str, float], prefix: str) -> float:
+        return float(sum(v for k, v in terms.items() if k == prefix or k.startswith(prefix + ":")))
+
+    @property
+    def style_loss(self) -> float:
+        """Weighted style loss (sum of the ``style:*`` terms) of the final image."""
+        return self._group(self.final_terms, "style")
+
+    @property
+    def content_loss(self) -> float:
+        """Weighted content loss (sum of the ``content:*`` terms) of the final image."""
+        return self._group(self.final_terms, "content")
+
+    @property
+    def initial_style_loss(self) -> float:
+        """Weighted style loss of the initial image."""
+        return self._group(self.initial_terms, "style")
+
+    def metrics(self) -> dict[str, object]:
+        """The ``metrics.json`` content: every loss term (initial, final, per step), timing, environment."""
+        r = self.render
+        final, initial = self.final_terms, self.initial_terms
+        return {
+            "style_loss": self.style_loss,
+            "content_loss": self.content_loss,
+            "tv_loss": self._group(final, "tv"),
+            "total_loss": float(sum(final.values())),
+            "initial_style_loss": self.initial_style_loss,
+            "initial_content_loss": self._group(initial, "content"),
+            "initial_total_loss": float(sum(initial.values())),
+            "terms": final,
+            "initial_terms": initial,
+            "last_step_terms": r.final_terms,
+            "term_history": r.term_history,
+            "loss_history": r.history,
+            "steps": r.steps,
+            "wall_seconds": r.seconds,
+            "steps_per_second": r.steps_per_second,
+            "device": self.device,
+            "backbone": getattr(self.backbone, "name", type(self.backbone).__name__),
+            "backbone_weights": getattr(self.backbone, "weights_source", ""),
+            "output_size": list(self.image.shape[-2:]),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        }
+
+
+# --- building blocks ---------------------------------------------------------------------------------
+class _ReplayContent(nn.Module):
+    """Backbone wrapper that adds content targets replayed under the current transform draw.
+
+    For every requested content layer ``L`` it also returns ``L + TARGET_SUFFIX``: the activation of the
+    content image passed through the transforms with the draw just used for the output image (computed
+    without gradient). :class:`~paramviz.objectives.style.ContentLoss` compares with it.
+    """
+
+    def __init__(
+        self, backbone: nn.Module, transforms: TransformStack, content: torch.Tensor, layers: Iterable[str]
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.transforms = transforms
+        self.register_buffer("content", content.detach().clone())
+        self.content_layers = set(layers)
+        self.name = getattr(backbone, "name", "")
+        self.weights_source = getattr(backbone, "weights_source", "")
+
+    def layers(self) -> list[str]:
+        return self.backbone.layers()
+
+    def resolve(self, layer: str) -> str:
+        return self.backbone.resolve(layer)
+
+    def validate(self, layers: Iterable[str]) -> None:
+        self.backbone.validate(layers)
+
+    def forward(self, x: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
+        layers = list(layers)
+        features = self.backbone(x, layers)
+        wanted = [layer for layer in layers if layer in self.content_layers]
+        draw = self.transforms.last_draw
+        if wanted and draw is not None:
+            with torch.no_grad():
+                content = self.content.to(x.device, x.dtype).expand(x.shape[0], -1, -1, -1)
+                view = self.transforms(content, draw=draw)
+                targets = self.backbone(view, wanted)
+            features.update({layer + TARGET_SUFFIX: targets[layer] for layer in wanted})
+        return features
+
+
+def parse_layer_weights(spec: str, what: str = "layers") -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """Parse ``"relu1_1:256,relu2_1:64,relu3_1"`` into layer names and weights (missing weights are 1).
+
+    Returns ``((), ())`` for an empty spec. If no token has a weight, the weights tuple is empty (equal).
+
+    Raises:
+        SpecError: An empty token or a weight that is not a non-negative number.
+    """
+    if not spec or not spec.strip():
+        return (), ()
+    layers: list[str] = []
+    weights: list[float] = []
+    any_weight = False
+    for token in spec.split(","):
+        token = token.strip()
+        name, sep, weight = token.rpartition(":") if ":" in token else (token, "", "")
+        if not name:
+            raise SpecError(
+                f"{what} spec {spec!r}: empty layer name in {token!r}; expected 'layer[:weight],...' "
+                "(e.g. 'relu1_1:256,relu2_1:64')"
+            )
+        if sep:
+            any_weight = True
+            try:
+                value = float(weight)
+            except ValueError:
+                raise SpecError(
+                    f"{what} spec {spec!r}: weight {weight!r} of layer {name!r} is not a number; expected "
+                    "'layer[:weight],...' (e.g. 'relu1_1:256,relu2_1:64')"
+                ) from None
+            if not (math.isfinite(value) and value >= 0):
+                raise SpecError(f"{what} spec {spec!r}: weight of layer {name!r} must be >= 0, got {weight}")
+        else:
+            value = 1.0
+        layers.append(name)
+        weights.append(value)
+    return tuple(layers), tuple(weights) if any_weight else ()
+
+
+def _normalized(layers: Sequence[str], weights: Sequence[float], total: float) -> dict[str, float]:
+    """``{layer: total * w / sum(w)}``, or ``{}`` if the total or every weight is 0."""
+    s = float(sum(weights))
+    if total == 0 or s == 0:
+        return {}
+    out: dict[str, float] = {}
+    for layer, w in zip(layers, weights, strict=True):
+        out[layer] = out.get(layer, 0.0) + total * float(w) / s
+    return out
+
+
+def load_inputs(config: StyleConfig) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Load the content image (long side ``size``) and style images (long side ``size * style_scale``).
+
+    Raises:
+        ConfigError: No content or no style image given.
+        ImageError: A missing, unreadable or corrupt image.
+    """
+    if not config.content:
+        raise ConfigError("no content image given; pass CONTENT (a file path or sample:NAME such as sample:chelsea)")
+    if not config.styles:
+        raise ConfigError("no style image given; pass at least one STYLE image after the content image")
+    content = load_image(config.content, config.size)
+    style_size = max(16, round(config.size * config.style_scale))
+    styles = [load_image(path, style_size) for path in config.styles]
+    return content, styles
+
+
+def initial_image(config: StyleConfig, content: torch.Tensor) -> torch.Tensor:
+    """The start image of the optimization (``init``), seeded by ``seed``."""
+    gen = torch.Generator().manual_seed(config.seed)
+    if config.init == "content":
+        return content.clone()
+    if config.init == "noise":
+        return torch.rand(content.shape, generator=gen)
+    return 0.5 + (torch.rand(content.shape, generator=gen) * 2 - 1) / 255
+
+
+def build_style_backbone(config: StyleConfig) -> Backbone:
+    """The main backbone (style losses, and content losses unless ``content_backbone`` is set)."""
+    name = config.backbone or config.layer_preset.backbone
+    return build_backbone(name, config.weights, trust_checkpoint=config.trust_checkpoint, **config.backbone_options())
+
+
+def build_content_backbone(config: StyleConfig) -> Backbone | None:
+    """The separate content backbone, or ``None`` when ``content_backbone`` is not set."""
+    if config.content_backbone is None:
+        return None
+    preset = config.layer_preset
+    options = dict(preset.backbone_options) if config.content_backbone == preset.backbone else {}
+    return build_backbone(
+        config.content_backbone,
+        config.content_backbone_weights,
+        trust_checkpoint=config.trust_checkpoint,
+        **options,
+    )
+
+
+@torch.no_grad()
+def evaluate_terms(objective: Objective, backbone: nn.Module, image: torch.Tensor) -> dict[str, float]:
+    """Each weighted term of ``objective`` on ``image`` (no transforms), averaged over the batch."""
+    device = next(iter(backbone.buffers())).device if list(backbone.buffers()) else torch.device("cpu")
+    image = image.to(device)
+    layers = sorted(objective.layers() - {INPUT_KEY})
+    features = dict(backbone(image, layers))
+    features[INPUT_KEY] = image
+    _, terms = objective.evaluate(features)
+    return {name: float(value.mean()) for name, value in terms.items()}
+
+
+def preset_optimizer(config: StyleConfig) -> OptimizerPreset:
+    """The :class:`OptimizerPreset` a (resolved or not) config uses."""
+    return OPTIMIZER_PRESETS.get(config.optimizer or config.layer_preset.optimizer)
+
+
+def _recolor(config: StyleConfig, image: torch.Tensor, content_rgb: torch.Tensor) -> torch.Tensor:
+    if config.original_colors == "off":
+        return image
+    return transfer_colors(image, content_rgb.to(image.device))
+
+
+# --- the task ----------------------------------------------------------------------------------------
+def stylize(
+    config: StyleConfig,
+    callbacks: Iterable[Callback] = (),
+    *,
+    backbone: Backbone | None = None,
+    content_backbone: Backbone | None = None,
+) -> StyleResult:
+    """Run a style transfer described by ``config``.
+
+    Args:
+        config: The run's settings (fields left at ``None`` come from the presets).
+        callbacks: Render callbacks (progress bars, loggers).
+        backbone: An already built backbone to use instead of ``config.backbone``.
+        content_backbone: An already built backbone for the content loss (implies a separate content network).
+
+    Raises:
+        ConfigError: Missing images, zero weight for every term, a non-spatial style layer, bad options.
+        ImageError: A missing, unreadable or corrupt image.
+        UnknownNameError: Unknown preset, backbone or layer (with close matches).
+    """
+    config = config.resolve()
+    style_layers = _normalized(config.style_layers, config.style_layer_weights, float(config.style_weight))
+    content_layers = _normalized(config.content_layers, config.content_layer_weights, float(config.content_weight))
+    if not style_layers and not content_layers and config.tv_weight == 0:
+        raise ConfigError(
+            "every loss term has weight 0 (style_weight, content_weight, tv_weight and the layer weights); "
+            "give at least one positive weight, e.g. --style-weight 1"
+        )
+    content_rgb, styles = load_inputs(config)
+    device = resolve_device(config.device)
+
+    if backbone is None:
+        backbone = build_style_backbone(config)
+    if content_backbone is None:
+        content_backbone = build_content_backbone(config)
+    separate = content_backbone is not None and content_backbone is not backbone
+    content_bb = content_backbone if separate else backbone
+    backbone.validate(list(style_layers))
+    content_bb.validate(list(content_layers))
+    backbone.to(device)
+    content_bb.to(device)
+
+    content_in, styles_in = content_rgb, styles
+    if config.original_colors == "luminance":
+        content_in, styles_in = luminance_only_inputs(content_rgb, styles)
+
+    if separate:
+        net: nn.Module = CompositeBackbone({STYLE_PART: backbone, CONTENT_PART: content_bb})
+        style_keys = {CompositeBackbone.join(STYLE_PART, k): v for k, v in style_layers.items()}
+        content_keys = {CompositeBackbone.join(CONTENT_PART, k): v for k, v in content_layers.items()}
+    else:
+        net = backbone
+        style_keys, content_keys = dict(style_layers), dict(content_layers)
+    style_names = {key: f"style:{layer}" for key, layer in zip(style_keys, style_layers, strict=True)}
+    content_names = {key: f"content:{layer}" for key, layer in zip(content_keys, content_layers, strict=True)}
+
+    terms: list[Objective] = []
+    if style_keys:
+        terms.append(
+            style_objective(
+                net,
+                styles_in,
+                style_keys,
+                loss=config.style_loss,
+                blend=config.style_blend or None,
+                normalize=config.gram_norm,
+                eps=config.w2_eps,
+                reduction=config.w2_reduction,
+                swag=config.swag,
+                temperature=config.swag_temperature,
+                names=style_names,
+            )
+        )
+    if content_keys:
+        terms.append(content_objective(net, content_in, content_keys, names=content_names))
+    if config.tv_weight > 0:
+        terms.append(config.tv_weight * TotalVariation())
+    objective: Objective = sum(terms[1:], terms[0])
+
+    transforms = build_transforms(config.transforms)
+    if preset_optimizer(config).optimizer == "lbfgs" and any(op.name != "pad" for op in transforms.ops):
+        warnings.warn(
+            f"L-BFGS with random transforms ({transforms.spec}) mixes gradients of different draws in its "
+            "curvature estimate and can diverge; consider --optimizer adam",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    render_net = net
+    if content_keys and len(transforms.ops) > 0:
+        render_net = _ReplayContent(net, transforms, content_in, content_keys)
+
+    init = initial_image(config, content_in)
+    param = build_param(config.param, tuple(content_rgb.shape[-2:]), batch=1, seed=config.seed, init=init)
+    with torch.no_grad():
+        initial_terms = evaluate_terms(objective.to(device), net, param())
+    preset = preset_optimizer(config)
+    result = render(
+        param,
+        transforms,
+        render_net,
+        objective,
+        optimizer=preset.optimizer,
+        steps=config.steps,
+        lr=float(config.lr),
+        thresholds=config.thresholds,
+        callbacks=callbacks,
+        seed=config.seed,
+        device=device,
+    )
+    final_terms = evaluate_terms(objective, net, result.image)
+    snapshots = {step: _recolor(config, img, content_rgb) for step, img in result.images.items()}
+    return StyleResult(
+        config=config,
+        render=result,
+        objective=objective,
+        backbone=net,
+        device=str(device),
+        image=snapshots[max(snapshots)],
+        snapshots=snapshots,
+        initial_terms=initial_terms,
+        final_terms=final_terms,
+    )
+
+
+def write_outputs(result: StyleResult, out: OutputDir) -> None:
+    """Write ``image.png``, ``steps/`` snapshots, ``config.toml`` (resolved) and ``metrics.json``."""
+    out.save_image("image.png", result.image[0])
+    for step, snap in result.snapshots.items():
+        if step != result.render.steps:
+            out.save_image(f"steps/step_{step:05d}.png", snap[0])
+    out.write_text("config.toml", result.config.to_toml())
+    out.write_json("metrics.json", result.metrics())
+
+
+def run_style(
+    config: StyleConfig,
+    out: str | Path,
+    force: bool = False,
+    callbacks: Iterable[Callback] = (),
+) -> StyleResult:
+    """Run :func:`stylize` and write its outputs to ``out``.
+
+    Nothing is written unless the run succeeds; a non-empty ``out`` is refused (before any work) unless
+    ``force``.
+    """
+    check_output_dir(out, force)
+    result = stylize(config, callbacks)
+    with OutputDir(out, force) as target:
+        write_outputs(result, target)
+    return result
+
+
+# --- validation helpers ------------------------------------------------------------------------------
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _non_negative(name: str, value: object) -> None:
+    if not (_is_number(value) and math.isfinite(value) and value >= 0):
+        raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def _choice(name: str, value: object, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise UnknownNameError(name, str(value), choices)
+
+
+def _layers_and_weights(
+    what: str,
+    layers: tuple[str, ...],
+    weights: tuple[float, ...],
+    preset_layers: tuple[str, ...],
+    preset_weights: tuple[float, ...],
+) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    if layers:
+        return layers, tuple(float(w) for w in weights) if weights else (1.0,) * len(layers)
+    if weights:
+        if len(weights) != len(preset_layers):
+            raise ConfigError(
+                f"{len(weights)} {what} layer weights given for the preset's {len(preset_layers)} {what} layers "
+                f"{list(preset_layers)}; give one weight per layer or custom --{what}-layers"
+            )
+        return preset_layers, tuple(float(w) for w in weights)
+    return preset_layers, preset_weights
