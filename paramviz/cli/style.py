@@ -25,7 +25,7 @@ from paramviz.errors import SpecError
 from paramviz.objectives.style import GRAM_NORMALIZATIONS, STYLE_LOSSES, W2_REDUCTIONS
 from paramviz.tasks.colors import COLOR_MODES
 from paramviz.tasks.style_presets import OPTIMIZER_PRESETS, describe_presets
-from paramviz.tasks.stylize import INITS, StyleConfig, parse_layer_weights, run_style
+from paramviz.tasks.stylize import INITS, RANDOM_TRANSFORMS_OPTIMIZER, StyleConfig, parse_layer_weights, run_style
 
 D = StyleConfig()
 
@@ -198,9 +198,10 @@ def _blend_override(ctx: click.Context) -> dict[str, Any]:
     "--optimizer",
     type=click.Choice(OPTIMIZER_PRESETS.names()),
     default=None,
-    show_default=PRESET_DEFAULT,
-    help="Optimizer preset: lbfgs (lr 1), adam (lr 0.02, crowsonkb), adam-lucid (lr 0.05). L-BFGS can "
-    "diverge with random --transforms: prefer adam there.",
+    show_default=f"from --preset; {RANDOM_TRANSFORMS_OPTIMIZER} with random --transforms",
+    help="Optimizer preset: "
+    + "; ".join(f"{e.name}: {e.obj.description}" for e in OPTIMIZER_PRESETS.entries())
+    + ". L-BFGS can diverge with random --transforms, so it is used there only when asked for.",
 )
 @click.option("--lr", type=float, default=None, show_default="from --optimizer", help="Learning rate.")
 @click.option("--seed", type=int, default=D.seed, show_default=True, help="Seed of init and transform draws.")

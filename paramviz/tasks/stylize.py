@@ -60,7 +60,7 @@ from paramviz.params import ParamSpec, build_param
 from paramviz.render import Callback, RenderResult, render
 from paramviz.tasks.colors import COLOR_MODES, luminance_only_inputs, transfer_colors
 from paramviz.tasks.style_presets import OPTIMIZER_PRESETS, STYLE_PRESETS, OptimizerPreset, StylePreset
-from paramviz.transforms import TransformStack, build_transforms
+from paramviz.transforms import TransformStack, build_transforms, parse_transforms
 
 INITS = ("content", "noise", "gray")
 """Start images: the content image, uniform white noise (Gatys et al.), or grey 0.5 with ±1/255 noise
@@ -68,6 +68,10 @@ INITS = ("content", "noise", "gray")
 
 STYLE_PART = "style"
 CONTENT_PART = "content"
+
+
+#: Optimizer preset used when none is given and the transforms are random (L-BFGS can diverge there).
+RANDOM_TRANSFORMS_OPTIMIZER = "adam-lucid"
 
 
 @dataclass(frozen=True)
@@ -104,10 +108,11 @@ class StyleConfig(ConfigBase):
         init: ``"content"``, ``"noise"`` or ``"gray"``.
         original_colors: ``"off"``, ``"luminance"`` (luminance-only transfer) or ``"post"`` (recolour after).
         steps: Optimization steps.
-        optimizer: Optimizer preset (``lbfgs``, ``adam``, ``adam-lucid``); ``None``: the layer preset's.
-            L-BFGS assumes the same objective at every step; with random ``transforms`` its curvature
-            estimates mix different draws and it can diverge (seen with ``fourier`` + ``lucid`` on
-            EfficientNet-Lite0, ``benchmarks/style_compare.py``): prefer ``adam`` there.
+        optimizer: Optimizer preset (``lbfgs``, ``adam``, ``adam-lucid``); ``None``: the layer preset's when
+            the transforms are deterministic, ``adam-lucid`` when they are random. L-BFGS assumes the same
+            objective at every step; with random ``transforms`` its curvature estimates mix different draws
+            and it can diverge (seen with ``fourier`` + ``lucid`` on EfficientNet-Lite0,
+            ``benchmarks/style_compare.py``), so it is only used there when asked for explicitly.
         lr: Learning rate; ``None``: the optimizer preset's.
         seed: Seed of the initial image and of the transform draws.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
@@ -219,7 +224,7 @@ class StyleConfig(ConfigBase):
             preset.content_layers,
             preset.content_layer_weights,
         )
-        optimizer = self.optimizer or preset.optimizer
+        optimizer = self.optimizer_preset_name
         return self.replace(
             backbone=self.backbone or preset.backbone,
             style_layers=style_layers,
@@ -233,6 +238,18 @@ class StyleConfig(ConfigBase):
             optimizer=optimizer,
             lr=OPTIMIZER_PRESETS.get(optimizer).lr if self.lr is None else self.lr,
         )
+
+    @property
+    def optimizer_preset_name(self) -> str:
+        """The optimizer preset used: the explicit one, else adam-lucid with random transforms, else the preset's."""
+        if self.optimizer is not None:
+            return self.optimizer
+        return RANDOM_TRANSFORMS_OPTIMIZER if self.random_transforms else self.layer_preset.optimizer
+
+    @property
+    def random_transforms(self) -> bool:
+        """Whether the transform stack draws random parameters (anything but padding)."""
+        return any(op.name != "pad" for op in parse_transforms(self.transforms))
 
     def backbone_options(self) -> dict[str, object]:
         """Options for ``build_backbone`` of the main backbone: the preset's, if it is the preset's network."""
@@ -470,7 +487,7 @@ def evaluate_terms(objective: Objective, backbone: nn.Module, image: torch.Tenso
 
 def preset_optimizer(config: StyleConfig) -> OptimizerPreset:
     """The :class:`OptimizerPreset` a (resolved or not) config uses."""
-    return OPTIMIZER_PRESETS.get(config.optimizer or config.layer_preset.optimizer)
+    return OPTIMIZER_PRESETS.get(config.optimizer_preset_name)
 
 
 def _recolor(config: StyleConfig, image: torch.Tensor, content_rgb: torch.Tensor) -> torch.Tensor:
@@ -560,7 +577,7 @@ def stylize(
     objective: Objective = sum(terms[1:], terms[0])
 
     transforms = build_transforms(config.transforms)
-    if preset_optimizer(config).optimizer == "lbfgs" and any(op.name != "pad" for op in transforms.ops):
+    if preset_optimizer(config).optimizer == "lbfgs" and config.random_transforms:
         warnings.warn(
             f"L-BFGS with random transforms ({transforms.spec}) mixes gradients of different draws in its "
             "curvature estimate and can diverge; consider --optimizer adam",

@@ -379,3 +379,12 @@ def test_lbfgs_with_random_transforms_warns(tiny_backbone, recwarn):
     stylize(small(optimizer="lbfgs", transforms="pad:2", steps=1), backbone=tiny_backbone)
     stylize(small(optimizer="adam", transforms="jitter:2", steps=1), backbone=tiny_backbone)
     assert not [w for w in recwarn if "L-BFGS" in str(w.message)]
+
+
+def test_optimizer_defaults_to_adam_with_random_transforms_and_lbfgs_only_when_asked():
+    deterministic = StyleConfig(preset="gatys", transforms="pad:4").resolve()
+    assert deterministic.optimizer == "lbfgs" and deterministic.lr == 1.0
+    random = StyleConfig(preset="gatys", transforms="lucid").resolve()
+    assert random.optimizer == "adam-lucid" and random.lr == 0.05
+    asked = StyleConfig(preset="gatys", transforms="lucid", optimizer="lbfgs").resolve()
+    assert asked.optimizer == "lbfgs"
