@@ -38,12 +38,14 @@ ARMS = {
 def format_table(results: dict[tuple[str, str], StyleResult]) -> str:
     """Markdown table of the arms."""
     lines = [
-        "| param | transforms | optimizer | style loss (initial -> final) | style x | content loss | wall s | steps/s |",
+        "| param | transforms | optimizer | style loss (initial -> final) | style x | content loss | wall s "
+        "| steps/s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for (param, transforms), r in results.items():
         lines.append(
-            f"| {param} | {transforms} | {r.config.optimizer} (lr {r.config.lr:g}) | {r.initial_style_loss:.4g} -> {r.style_loss:.4g} | "
+            f"| {param} | {transforms} | {r.config.optimizer} (lr {r.config.lr:g}) "
+            f"| {r.initial_style_loss:.4g} -> {r.style_loss:.4g} | "
             f"{r.initial_style_loss / max(r.style_loss, 1e-30):.1f} | {r.content_loss:.4g} | "
             f"{r.render.seconds:.1f} | {r.render.steps_per_second:.2f} |"
         )
@@ -94,7 +96,8 @@ def main(
         click.echo(f"done {arm[0]}/{arm[1]}", err=True)
     resolved = results["pixel", "none"].config
     click.echo(
-        f"EfficientNet-Lite0 ({resolved.preset} preset: {resolved.style_loss} loss), {size} px, {steps} steps, content {content}, style {Path(style).name}, "
+        f"EfficientNet-Lite0 ({resolved.preset} preset: {resolved.style_loss} loss), {size} px, {steps} steps, "
+        f"content {content}, style {Path(style).name}, "
         f"device {device}, torch {torch.__version__}, {platform.machine()} with {torch.get_num_threads()} threads"
     )
     click.echo(format_table(results))
