@@ -24,8 +24,8 @@ from paramviz.config import apply_overrides
 from paramviz.errors import SpecError
 from paramviz.objectives.style import GRAM_NORMALIZATIONS, STYLE_LOSSES, W2_REDUCTIONS
 from paramviz.tasks.colors import COLOR_MODES
-from paramviz.tasks.style_presets import OPTIMIZER_PRESETS, describe_presets
-from paramviz.tasks.stylize import INITS, RANDOM_TRANSFORMS_OPTIMIZER, StyleConfig, parse_layer_weights, run_style
+from paramviz.tasks.style_presets import OPTIMIZER_PRESETS, RANDOM_TRANSFORMS_OPTIMIZER, describe_presets
+from paramviz.tasks.stylize import INITS, StyleConfig, parse_layer_weights, run_style
 
 D = StyleConfig()
 

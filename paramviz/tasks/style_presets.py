@@ -199,6 +199,10 @@ def presets_for(backbone: str) -> list[str]:
     return [entry.name for entry in STYLE_PRESETS.entries() if entry.obj.backbone == backbone]
 
 
+#: Optimizer preset used when none is given and the transforms are random (L-BFGS can diverge there).
+RANDOM_TRANSFORMS_OPTIMIZER = "adam-lucid"
+
+
 def describe_presets() -> str:
     """Text listing of every layer and optimizer preset (for ``paramviz style --list-presets``)."""
     lines = ["Layer presets (--preset):"]
@@ -206,6 +210,8 @@ def describe_presets() -> str:
     lines.append("")
     lines.append("Optimizer presets (--optimizer; --lr overrides the rate):")
     for name in OPTIMIZER_PRESETS.names():
-        p = OPTIMIZER_PRESETS.get(name)
-        lines.append(f"{name}: {p.optimizer}, lr {p.lr:g} - {p.description}")
+        lines.append(f"{name}: {OPTIMIZER_PRESETS.get(name).description}")
+    lines.append(
+        f"Without --optimizer: the layer preset's, or {RANDOM_TRANSFORMS_OPTIMIZER} when --transforms are random."
+    )
     return "\n".join(lines)

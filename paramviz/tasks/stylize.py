@@ -59,7 +59,13 @@ from paramviz.objectives.style import (
 from paramviz.params import ParamSpec, build_param
 from paramviz.render import Callback, RenderResult, render
 from paramviz.tasks.colors import COLOR_MODES, luminance_only_inputs, transfer_colors
-from paramviz.tasks.style_presets import OPTIMIZER_PRESETS, STYLE_PRESETS, OptimizerPreset, StylePreset
+from paramviz.tasks.style_presets import (
+    OPTIMIZER_PRESETS,
+    RANDOM_TRANSFORMS_OPTIMIZER,
+    STYLE_PRESETS,
+    OptimizerPreset,
+    StylePreset,
+)
 from paramviz.transforms import TransformStack, build_transforms, parse_transforms
 
 INITS = ("content", "noise", "gray")
@@ -68,10 +74,6 @@ INITS = ("content", "noise", "gray")
 
 STYLE_PART = "style"
 CONTENT_PART = "content"
-
-
-#: Optimizer preset used when none is given and the transforms are random (L-BFGS can diverge there).
-RANDOM_TRANSFORMS_OPTIMIZER = "adam-lucid"
 
 
 @dataclass(frozen=True)
