@@ -183,17 +183,15 @@ def infer_arch(state_dict: Mapping[str, torch.Tensor], *, source: str = "checkpo
         CheckpointError: No architecture matches; the message names the closest one and how it differs.
     """
     got = {k: tuple(v.shape) for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
-    best: tuple[int, str, list[str], list[str]] | None = None
+    candidates: list[tuple[int, str, list[str], list[str]]] = []
     for name in ARCHS:
         expected = {k: s for k, s in _expected_shapes(name).items() if not k.endswith("num_batches_tracked")}
         if expected == got:
             return name
         missing = [k for k in expected if k not in got]
         unexpected = [k for k in got if k not in expected or expected[k] != got[k]]
-        score = len(missing) + len(unexpected)
-        if best is None or score < best[0]:
-            best = (score, name, missing, unexpected)
-    assert best is not None
+        candidates.append((len(missing) + len(unexpected), name, missing, unexpected))
+    best = min(candidates, key=lambda c: c[0])
     _, name, missing, unexpected = best
     raise CheckpointError(
         f"{source}: the network weights match none of the supported architectures "
