@@ -42,7 +42,7 @@ DESTS = {
 }
 
 
-@main.command("visualize", epilog="Objective specs:\n\n" + SPEC_HELP)
+@main.command("visualize", epilog="\b\n" + SPEC_HELP)
 @click.option(
     "--backbone",
     "-b",

@@ -38,7 +38,8 @@ def test_help_matches_the_code():
         "--config",
     ]:
         assert option in result.output
-    assert "logit:" in result.output  # objective spec help
+    assert "logit:" in result.output  # objective spec help, one form per line (not rewrapped by click)
+    assert "\n    LAYER:CH:X:Y " in result.output and "\n    logit:LABEL" in result.output
 
 
 @pytest.mark.slow
