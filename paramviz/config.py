@@ -82,6 +82,10 @@ class ConfigBase:
             raise ConfigError(f"config file {str(path)!r} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {str(path)!r} is not UTF-8 text; expected a TOML file") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from None
         return cls.from_dict(data, where=str(path))
 
 
@@ -106,8 +110,24 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         args = typing.get_args(hint)
         inner = args[0] if args else Any
         return tuple(_convert(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
+    return _check_scalar(hint, value, where)
+
+
+_SCALAR_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+
+
+def _check_scalar(hint: Any, value: Any, where: str) -> Any:
+    """Refuse a value of the wrong type: TOML ``"false"`` must not become a truthy string for a bool option."""
+    if hint not in _SCALAR_NAMES:
+        return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    ok = isinstance(value, hint) and not (hint in (int, float) and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(
+            f"{where}: expected {_SCALAR_NAMES[hint]}, got {value!r} ({type(value).__name__}); "
+            f"write it without quotes for numbers and booleans, with quotes for text"
+        )
     return value
 
 
@@ -131,3 +151,15 @@ def apply_overrides(config: C, overrides: Mapping[str, Any]) -> C:
         else:
             node[parts[-1]] = list(value) if isinstance(value, tuple) else value
     return type(config).from_dict(data)
+
+
+#: Seeds are passed to ``torch.manual_seed`` / ``torch.Generator.manual_seed``, which take 64-bit values.
+SEED_RANGE = (0, 2**63 - 1)
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """Return ``seed`` if it is an integer torch can seed with; raise :class:`ConfigError` otherwise."""
+    low, high = SEED_RANGE
+    if isinstance(seed, bool) or not isinstance(seed, int) or not low <= seed <= high:
+        raise ConfigError(f"{name} must be a whole number from {low} to {high} (2**63 - 1), got {seed!r}")
+    return seed

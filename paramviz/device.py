@@ -12,6 +12,9 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
 
     Args:
         name: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or a ``torch.device``.
+
+    Raises:
+        ConfigError: An unknown device, or one this machine does not have.
     """
     if isinstance(name, torch.device):
         return name
@@ -21,6 +24,10 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
         device = torch.device(name)
     except (RuntimeError, TypeError):
         raise ConfigError(f"unknown device {name!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device {name!r} cannot run paramviz; expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {name!r} was requested but MPS is not available; use --device cpu or auto")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} was requested but CUDA is not available; use --device cpu or auto")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():

@@ -45,7 +45,7 @@ def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
         image = Image.fromarray(_sample_array(text[len(SAMPLE_PREFIX) :]))
     else:
         image = _open(Path(path))
-    image = image.convert("RGB")
+    image = _to_rgb(image)
     if size is not None:
         w, h = image.size
         scale = size / max(w, h)
@@ -68,6 +68,18 @@ def _open(path: Path) -> Image.Image:
             f"cannot read image {str(path)!r}: {exc}; expected a valid PNG, JPEG, BMP, TIFF or WebP file"
         ) from None
     return image
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB; 16-bit and float images are scaled, not clipped at 255."""
+    if image.mode.startswith("I") or image.mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        if image.mode.startswith("I;16") or (image.mode == "I" and array.max(initial=0) <= 65535):
+            array = array / 65535.0
+        elif image.mode == "I" or array.max(initial=0) > 1:
+            array = array / max(float(array.max(initial=0)), 1e-12)
+        image = Image.fromarray(np.round(np.clip(array, 0, 1) * 255).astype(np.uint8), mode="L")
+    return image.convert("RGB")
 
 
 def _sample_array(name: str) -> np.ndarray:
@@ -152,7 +164,8 @@ class OutputDir:
     """
 
     def __init__(self, path: str | Path, force: bool = False) -> None:
-        self.final = check_output_dir(path, force)
+        # resolved, so that "." or "a/.." have a real name and parent for the temporary sibling
+        self.final = check_output_dir(Path(path).expanduser().resolve(), force)
         self.force = force
         self.tmp: Path | None = None
 
@@ -166,18 +179,26 @@ class OutputDir:
     ) -> None:
         if self.tmp is None:
             return
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        check_output_dir(self.final, self.force)
-        if self.final.exists():
+        tmp, self.tmp = self.tmp, None
+        try:
+            if exc_type is not None:
+                return
+            check_output_dir(self.final, self.force)  # something may have appeared there during the run
+            if not self.final.exists():
+                tmp.rename(self.final)
+                return
+            # The directory exists (empty, or replaced with force): swap its contents rather than the directory
+            # itself, which may be the current directory of the user's shell.
             old = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.old-", dir=self.final.parent))
-            self.final.rename(old / "previous")
-            self.tmp.rename(self.final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            self.tmp.rename(self.final)
-        self.tmp = None
+            try:
+                for child in list(self.final.iterdir()):
+                    child.rename(old / child.name)
+                for child in list(tmp.iterdir()):
+                    child.rename(self.final / child.name)
+            finally:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def path(self, name: str) -> Path:
         """Path of ``name`` inside the (temporary) output directory; parent folders are created."""

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from paramviz.config import check_seed
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, NonFiniteLossError
 from paramviz.objectives.base import Objective, total_weight_is_zero
@@ -88,7 +89,10 @@ OPTIMIZERS.register(
 )
 OPTIMIZERS.register(
     "lbfgs",
-    lambda params, lr: torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=20),
+    # the loop decides the number of steps: no early stop on tiny gradients (small losses would never move)
+    lambda params, lr: torch.optim.LBFGS(
+        params, lr=lr, max_iter=1, history_size=20, tolerance_grad=0.0, tolerance_change=0.0
+    ),
     description="L-BFGS, one iteration per step (as Gatys/Nakano); lr 1 is usual",
 )
 
@@ -147,7 +151,7 @@ def render(
     backbone.to(device)
     objective.to(device)
     if seed is not None:
-        torch.manual_seed(seed)
+        torch.manual_seed(check_seed(seed))
 
     params = [p for p in param.parameters() if p.requires_grad]
     if not params:

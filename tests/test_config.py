@@ -55,3 +55,57 @@ def test_apply_overrides_dotted_keys():
     assert config == Outer(steps=5, layers=("q",), inner=Inner("pixel", 1.0))
     with pytest.raises(ConfigError, match="unknown option 'bogus'"):
         apply_overrides(Outer(), {"inner.bogus": 1})
+
+
+@dataclass(frozen=True)
+class Typed(ConfigBase):
+    flag: bool = False
+    count: int = 1
+    rate: float = 0.5
+    name: str = "x"
+    steps: tuple[int, ...] = ()
+
+
+@pytest.mark.parametrize(
+    "data,needle",
+    [
+        ({"flag": "false"}, "Typed.flag: expected true or false, got 'false'"),
+        ({"count": True}, "expected a whole number"),
+        ({"count": 1.5}, "expected a whole number"),
+        ({"rate": "0.1"}, "expected a number"),
+        ({"name": 5}, "expected a string"),
+        ({"steps": [1.5]}, r"steps\[0\]: expected a whole number"),
+    ],
+)
+def test_values_of_the_wrong_type_are_refused(data, needle):
+    with pytest.raises(ConfigError, match=needle):
+        Typed.from_dict(data, where="Typed")
+
+
+def test_a_string_false_cannot_turn_on_trusted_unpickling(tmp_path):
+    from paramviz.tasks.visualize import VisualizeConfig
+
+    path = tmp_path / "c.toml"
+    path.write_text('objectives = ["stage4:1"]\ntrust_checkpoint = "false"\n')
+    with pytest.raises(ConfigError, match="trust_checkpoint: expected true or false"):
+        VisualizeConfig.from_toml(path)
+
+
+def test_config_file_that_is_not_text(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        Outer.from_toml(path)
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        Outer.from_toml(tmp_path)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, 99999999999999999999, True, 1.0])
+def test_seeds_outside_torchs_range_are_refused(seed):
+    from paramviz.config import check_seed
+    from paramviz.tasks.visualize import VisualizeConfig
+
+    with pytest.raises(ConfigError, match="seed must be a whole number"):
+        check_seed(seed)
+    with pytest.raises(ConfigError, match="seed must be a whole number"):
+        VisualizeConfig(objectives=("stage4:1",), seed=seed)

@@ -94,3 +94,40 @@ def test_check_output_dir_accepts_empty_and_refuses_file(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(OutputExistsError, match="is a file"):
         check_output_dir(tmp_path / "f", force=True)
+
+
+def test_output_dir_may_be_the_current_directory(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    with OutputDir(".") as target:
+        target.write_text("a.txt", "1")
+    assert sorted(p.name for p in work.iterdir()) == ["a.txt"]
+    with pytest.raises(OutputExistsError):
+        OutputDir(".")
+    with OutputDir(".", force=True) as target:
+        target.write_text("b.txt", "2")
+    assert sorted(p.name for p in work.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]  # no temporary leftovers
+
+
+def test_output_dir_that_fills_up_during_the_run_keeps_both(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(OutputExistsError), OutputDir(out) as target:
+        target.write_text("new.txt", "x")
+        out.mkdir()
+        (out / "other.txt").write_text("y")
+    assert sorted(p.name for p in out.iterdir()) == ["other.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path):
+    import numpy as np
+
+    ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (4, 1))
+    Image.fromarray(ramp).save(tmp_path / "ramp16.png")
+    image = load_image(tmp_path / "ramp16.png")
+    row = image[0, 0, 0]
+    assert abs(row[0].item()) < 1e-6 and abs(row[-1].item() - 1) < 1e-6
+    assert abs(row[32].item() - 32 / 63) < 0.01  # mid-grey stays mid-grey
+    assert torch.equal(image[0, 0], image[0, 2])

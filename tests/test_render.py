@@ -127,3 +127,10 @@ def test_bad_settings_raise_clear_errors(tiny_backbone, kwargs, match):
 def test_zero_weight_objective_is_refused(tiny_backbone):
     with pytest.raises(ConfigError, match="weight 0"):
         render(FreePixels(), nn.Identity(), tiny_backbone, 0 * MeanOf("conv3"), steps=3)
+
+
+def test_lbfgs_does_not_stop_early_on_tiny_gradients(tiny_backbone):
+    # torch's default tolerance_grad (1e-7) would return before the first update at this loss scale
+    param = FreePixels()
+    render(param, nn.Identity(), tiny_backbone, 1e-7 * MeanOf("conv3"), optimizer="lbfgs", steps=3, lr=1.0)
+    assert param.raw.abs().max() > 0

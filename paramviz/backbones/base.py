@@ -8,9 +8,13 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from paramviz.errors import UnknownNameError
+from paramviz.errors import ImageError, UnknownNameError
 
 LAYERS_HINT = "run `paramviz layers {name}` to list its layers"
+
+
+#: Fragments of PyTorch's messages for inputs that shrink to nothing inside the network.
+_TOO_SMALL = ("too small", "Kernel size can't be greater than actual input size")
 
 
 class _StopForward(Exception):
@@ -135,7 +139,16 @@ class Backbone(nn.Module):
             for path in by_path:
                 handles.append(self._modules_by_name[path].register_forward_hook(make_hook(path)))
             with contextlib.suppress(_StopForward):
-                self.model(self.normalize(x))
+                try:
+                    self.model(self.normalize(x))
+                except RuntimeError as exc:
+                    if not any(marker in str(exc) for marker in _TOO_SMALL):
+                        raise
+                    raise ImageError(
+                        f"an image of {x.shape[-2]}x{x.shape[-1]} px is too small for backbone {self.name!r} up to "
+                        f"layer(s) {', '.join(names)} ({str(exc).splitlines()[0]}); use a larger --size (or "
+                        "--style-scale), or an earlier layer"
+                    ) from None
         finally:
             for handle in handles:
                 handle.remove()

@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from paramviz.errors import UnsafeCheckpointError, WeightsError
+from paramviz.errors import ConfigError, UnsafeCheckpointError, WeightsError
 
 FIX_HINT = "pass a local copy with `--weights PATH` (weights=PATH), or use `--weights random` for random initialization"
 #: Keys that hold the real state dict in common checkpoint layouts, tried in this order.
@@ -93,6 +93,8 @@ def read_checkpoint(path: str | os.PathLike[str], *, trust: bool = False) -> Any
         WeightsError: Missing file, a directory, or a file that is not a checkpoint.
         UnsafeCheckpointError: The file needs full unpickling and ``trust`` is false.
     """
+    if not isinstance(trust, bool):
+        raise ConfigError(f"trust_checkpoint must be true or false, got {trust!r} ({type(trust).__name__})")
     path = Path(path).expanduser()
     if not path.exists():
         raise WeightsError(f"weights file {str(path)!r} does not exist; {FIX_HINT}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,12 @@ class NumberOrFraction(click.ParamType):
         if isinstance(value, (int, float)):
             return float(value)
         try:
-            return float(Fraction(str(value).strip()))
-        except (ValueError, ZeroDivisionError):
-            self.fail(f"{value!r} is not a number or a fraction such as 4/255", param, ctx)
+            number = float(Fraction(str(value).strip()))
+        except (ValueError, ZeroDivisionError, OverflowError):
+            number = math.nan
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number or a fraction such as 4/255", param, ctx)
+        return number
 
 
 class TqdmProgress:

@@ -222,6 +222,9 @@ def style_command(
     """
     config = build_config(ctx, StyleConfig, config_file, DESTS)
     overrides = {**_layer_overrides(ctx, "style"), **_layer_overrides(ctx, "content"), **_blend_override(ctx)}
+    if config_file is not None:  # a saved config is resolved: re-derive what the typed options determine
+        typed = {key for name, key in DESTS.items() if _typed(ctx, name)}
+        config = config.rederive(typed | set(overrides))
     if overrides:
         config = apply_overrides(config, overrides)
     with ProgressBar("style", disable=quiet) as bar:

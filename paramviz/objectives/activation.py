@@ -26,6 +26,7 @@ from numbers import Integral, Real
 import torch
 from torch import nn
 
+from paramviz.config import check_seed
 from paramviz.errors import ConfigError, UnknownNameError
 from paramviz.objectives.base import Objective
 from paramviz.registry import Registry
@@ -271,7 +272,9 @@ class Direction(ActivationObjective):
         if isinstance(cossim_pow, bool) or not isinstance(cossim_pow, Real) or not 0 <= cossim_pow < math.inf:
             raise ConfigError(f"{self.kind}: cossim_pow must be a number >= 0, got {cossim_pow!r}")
         self.cossim_pow = float(cossim_pow)
-        self.seed = None if seed is None else _check_nonneg_int(seed, f"{self.kind} seed")
+        self.seed = (
+            None if seed is None else check_seed(_check_nonneg_int(seed, f"{self.kind} seed"), f"{self.kind} seed")
+        )
         if vector is not None:
             vec = torch.as_tensor(vector, dtype=torch.float32).detach().clone()
             if vec.dim() != 1 or vec.numel() == 0 or not torch.isfinite(vec).all():

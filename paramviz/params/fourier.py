@@ -91,6 +91,11 @@ class FourierParam(ImageParam):
         dtype = torch.get_default_dtype()
         # Derived from size and decay_power, so not saved in state_dict; still moved by .to().
         scale = spectrum_scale(self.height, self.width, self.decay_power).to(dtype)
+        if not torch.isfinite(scale).all():
+            raise ConfigError(
+                f"decay_power {self.decay_power:g} overflows the Fourier scale at {self.height}x{self.width} "
+                f"(1/f**{self.decay_power:g} exceeds {dtype} range); use a decay power of about 0.5 to 2"
+            )
         self.register_buffer("scale", scale, persistent=False)
         shape = (self.batch, 3, self.height, self.width // 2 + 1, 2)
         self.spectrum = nn.Parameter(randn(shape, self.sd, generator))

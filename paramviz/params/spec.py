@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
-from paramviz.config import ConfigBase
+from paramviz.config import ConfigBase, check_seed
 from paramviz.errors import ConfigError
 from paramviz.params.base import PARAMS, ImageParam, check_batch, check_size
 from paramviz.params.color import SQUASHES
@@ -74,8 +74,7 @@ def build_param(
     batch = check_batch(batch)
     generator = None
     if seed is not None:
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ConfigError(f"seed must be an integer or None, got {seed!r}")
+        check_seed(seed)
         generator = torch.Generator().manual_seed(seed)
     cls = PARAMS.get(spec.name)
     kwargs: dict[str, object] = {"decorrelate": spec.decorrelate, "squash": spec.squash, "generator": generator}

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from paramviz.backbones import Backbone, build_backbone
-from paramviz.config import ConfigBase
+from paramviz.config import ConfigBase, check_seed
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, ImageError
 from paramviz.io import SAMPLE_IMAGES, SAMPLE_PREFIX, OutputDir, check_output_dir, load_image
@@ -101,6 +101,7 @@ class RobustnessConfig(ConfigBase):
     def __post_init__(self) -> None:
         if not self.backbones:
             raise ConfigError("no backbone given; name at least one (see `paramviz models`)")
+        check_seed(self.seed)
         for spec in self.backbones:
             parse_backbone(spec, self.weights)
         for name in ("steps", "size", "batch_size"):

@@ -29,6 +29,7 @@ How a run is assembled (:func:`stylize`):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
 import warnings
@@ -41,7 +42,7 @@ from torch import nn
 
 from paramviz.backbones import Backbone, build_backbone
 from paramviz.backbones.composite import CompositeBackbone
-from paramviz.config import ConfigBase
+from paramviz.config import ConfigBase, check_seed
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, SpecError, UnknownNameError
 from paramviz.io import OutputDir, check_output_dir, load_image
@@ -74,6 +75,26 @@ INITS = ("content", "noise", "gray")
 
 STYLE_PART = "style"
 CONTENT_PART = "content"
+
+
+#: Fields that :meth:`StyleConfig.resolve` derives from another field (their default means "derive it").
+DERIVED_FIELDS: dict[str, tuple[str, ...]] = {
+    "preset": (
+        "backbone",
+        "style_layers",
+        "style_layer_weights",
+        "content_layers",
+        "content_layer_weights",
+        "style_loss",
+        "gram_norm",
+        "style_weight",
+        "content_weight",
+        "optimizer",
+        "lr",
+    ),
+    "optimizer": ("lr",),
+    "transforms": ("optimizer", "lr"),
+}
 
 
 @dataclass(frozen=True)
@@ -163,8 +184,7 @@ class StyleConfig(ConfigBase):
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.size < 16:
             raise ConfigError(f"size must be at least 16 pixels, got {self.size}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        check_seed(self.seed)
         STYLE_PRESETS.get(self.preset)
         if self.optimizer is not None:
             OPTIMIZER_PRESETS.get(self.optimizer)
@@ -240,6 +260,18 @@ class StyleConfig(ConfigBase):
             optimizer=optimizer,
             lr=OPTIMIZER_PRESETS.get(optimizer).lr if self.lr is None else self.lr,
         )
+
+    def rederive(self, changed: Iterable[str]) -> StyleConfig:
+        """Clear the fields that the ``changed`` fields determine (see :data:`DERIVED_FIELDS`), keeping ``changed``.
+
+        A config read back from a run's ``config.toml`` is resolved: every preset-derived field is filled in.
+        When a rerun changes ``preset``, ``optimizer`` or ``transforms``, the fields those imply must be derived
+        again instead of silently keeping the old run's values.
+        """
+        changed = set(changed)
+        cleared = {f for key in changed for f in DERIVED_FIELDS.get(key, ())} - changed
+        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in cleared}
+        return self.replace(**defaults) if defaults else self
 
     @property
     def optimizer_preset_name(self) -> str:
@@ -458,7 +490,11 @@ def initial_image(config: StyleConfig, content: torch.Tensor) -> torch.Tensor:
 def build_style_backbone(config: StyleConfig) -> Backbone:
     """The main backbone (style losses, and content losses unless ``content_backbone`` is set)."""
     name = config.backbone or config.layer_preset.backbone
-    return build_backbone(name, config.weights, trust_checkpoint=config.trust_checkpoint, **config.backbone_options())
+    with torch.random.fork_rng(devices=[]):  # random weights: seeded by the run, global RNG untouched
+        torch.manual_seed(config.seed)
+        return build_backbone(
+            name, config.weights, trust_checkpoint=config.trust_checkpoint, **config.backbone_options()
+        )
 
 
 def build_content_backbone(config: StyleConfig) -> Backbone | None:
@@ -467,12 +503,14 @@ def build_content_backbone(config: StyleConfig) -> Backbone | None:
         return None
     preset = config.layer_preset
     options = dict(preset.backbone_options) if config.content_backbone == preset.backbone else {}
-    return build_backbone(
-        config.content_backbone,
-        config.content_backbone_weights,
-        trust_checkpoint=config.trust_checkpoint,
-        **options,
-    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed + 1)  # a different random network from the style one
+        return build_backbone(
+            config.content_backbone,
+            config.content_backbone_weights,
+            trust_checkpoint=config.trust_checkpoint,
+            **options,
+        )
 
 
 @torch.no_grad()

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from paramviz.backbones import Backbone, build_backbone
-from paramviz.config import ConfigBase
+from paramviz.config import ConfigBase, check_seed
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError
 from paramviz.io import OutputDir, check_output_dir, image_grid
@@ -62,6 +62,12 @@ class VisualizeConfig(ConfigBase):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        check_seed(self.seed)
+        if not isinstance(self.trust_checkpoint, bool):
+            raise ConfigError(f"trust_checkpoint must be true or false, got {self.trust_checkpoint!r}")
+        bad_steps = [t for t in self.thresholds if isinstance(t, bool) or not isinstance(t, int)]
+        if bad_steps:
+            raise ConfigError(f"thresholds must be whole step numbers, got {bad_steps}")
         if self.size < 16:
             raise ConfigError(f"size must be at least 16 pixels, got {self.size}")
         if not self.lr > 0:

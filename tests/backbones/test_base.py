@@ -122,3 +122,16 @@ def test_names_given_twice_and_alias_with_path_share_one_capture(user_backbone: 
 def test_alias_to_a_missing_module_is_refused() -> None:
     with pytest.raises(ValueError, match="missing module 'nope'"):
         Backbone(UserNet(), aliases={"x": "nope"})
+
+
+def test_input_too_small_for_the_network_is_a_clear_error():
+    import torch
+    from torch import nn
+
+    from paramviz.backbones.base import Backbone
+    from paramviz.errors import ImageError
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(4), nn.Conv2d(4, 4, 3))
+    backbone = Backbone(net, name="small")
+    with pytest.raises(ImageError, match=r"6x6 px is too small for backbone 'small'.*--size"):
+        backbone(torch.rand(1, 3, 6, 6), ["2"])

@@ -110,6 +110,8 @@ def test_user_errors_are_one_line_messages(tmp_path, images, fake_registry):
     assert bad_layer.exit_code == 1 and "unknown layer" in bad_layer.output and "'conv3'" in bad_layer.output
     assert not (tmp_path / "x").exists()
     bad_eps = invoke("robustness", "tiny", "--layers", "conv2", "--eps", "four")
-    assert bad_eps.exit_code == 2 and "not a number or a fraction" in bad_eps.output
+    assert bad_eps.exit_code == 2 and "not a finite number or a fraction" in bad_eps.output
+    huge_eps = invoke("robustness", "tiny", "--layers", "conv2", "--eps", "1e400")
+    assert huge_eps.exit_code == 2 and "'1e400' is not a finite number" in huge_eps.output
     no_layers = invoke("robustness", "tiny", "--size", "16", "--images", images, "--out", str(tmp_path / "y"))
     assert no_layers.exit_code == 1 and "no layers given for backbone 'tiny'" in no_layers.output

@@ -95,6 +95,13 @@ def test_style_writes_outputs_and_refuses_overwrite(tmp_path, tiny):
     assert rerun.exit_code == 0, rerun.output
     assert StyleConfig.from_toml(tmp_path / "b" / "config.toml") == config.replace(seed=4)
 
+    # options that determine others re-derive them instead of keeping the saved run's values
+    adam = invoke(
+        "style", "--config", str(out / "config.toml"), "--optimizer", "adam", "-q", "--out", str(tmp_path / "c")
+    )
+    assert adam.exit_code == 0, adam.output
+    assert StyleConfig.from_toml(tmp_path / "c" / "config.toml").lr == OPTIMIZER_PRESETS.get("adam").lr
+
     forced = invoke(*args, *FAST, "--seed", "9", "--force", "--out", str(out))
     assert forced.exit_code == 0 and StyleConfig.from_toml(out / "config.toml").seed == 9
 

@@ -91,3 +91,13 @@ def test_decay_power_changes_image_and_is_validated():
     assert not torch.allclose(a(), b())
     with pytest.raises(ConfigError, match="decay_power"):
         FourierParam((8, 8), decay_power=-0.5)
+
+
+def test_decay_power_that_overflows_the_scale_is_refused():
+    import pytest
+
+    from paramviz.errors import ConfigError
+    from paramviz.params import FourierParam
+
+    with pytest.raises(ConfigError, match="decay_power 20 overflows"):
+        FourierParam((128, 128), decay_power=20)

@@ -388,3 +388,28 @@ def test_optimizer_defaults_to_adam_with_random_transforms_and_lbfgs_only_when_a
     assert random.optimizer == "adam-lucid" and random.lr == 0.05
     asked = StyleConfig(preset="gatys", transforms="lucid", optimizer="lbfgs").resolve()
     assert asked.optimizer == "lbfgs"
+
+
+def test_rederive_clears_what_a_changed_option_determines():
+    saved = StyleConfig(preset="gatys").resolve()
+    again = saved.replace(preset="nakano").rederive({"preset"}).resolve()
+    assert again.backbone == "resnet50" and again.style_layers == ("layer1", "layer2", "layer3", "layer4")
+    kept = saved.replace(preset="nakano", backbone="vgg19").rederive({"preset", "backbone"}).resolve()
+    assert kept.backbone == "vgg19"
+    assert saved.replace(optimizer="adam").rederive({"optimizer"}).resolve().lr == 0.02
+    assert saved.replace(transforms="lucid").rederive({"transforms"}).resolve().optimizer == "adam-lucid"
+
+
+def test_random_weights_are_seeded_by_the_run(monkeypatch):
+    import paramviz.tasks.stylize as task
+    from paramviz.backbones import build_backbone as real_build
+
+    def first_weight(seed):
+        return next(task.build_style_backbone(small(preset="nakano", weights="random", seed=seed)).parameters())
+
+    monkeypatch.setattr(task, "build_backbone", lambda name, *a, **k: real_build("resnet18", "random"))
+    torch.manual_seed(123)
+    a = first_weight(0)
+    torch.rand(5)  # the global RNG moves on between runs
+    assert torch.equal(a, first_weight(0))
+    assert not torch.equal(a, first_weight(1))
