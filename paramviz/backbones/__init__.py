@@ -16,6 +16,7 @@ from paramviz.backbones.registry import (
     BackboneEntry,
     build_backbone,
     list_backbones,
+    parse_backbone_options,
     register_backbone,
 )
 from paramviz.backbones.weights import cached_download, load_state_dict_file
@@ -35,6 +36,7 @@ __all__ = [
     "format_layers",
     "list_backbones",
     "load_state_dict_file",
+    "parse_backbone_options",
     "register_backbone",
     "robust",
 ]

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from paramviz.errors import ConfigError, WeightsError, close_matches
+from paramviz.errors import ConfigError, SpecError, WeightsError, close_matches
 from paramviz.registry import Registry
 
 if TYPE_CHECKING:
@@ -170,3 +170,33 @@ def _check_options(entry: BackboneEntry, options: dict[str, Any]) -> None:
             else:
                 hint = "; it takes no options"
             raise ConfigError(f"backbone {entry.name!r} has no option {key!r}{hint}")
+
+
+def parse_backbone_options(items: Iterable[str]) -> dict[str, Any]:
+    """Turn ``KEY=VALUE`` strings (the CLI's ``--backbone-option``) into keyword options for :func:`build_backbone`.
+
+    Values are read as integers, numbers or ``true``/``false`` when they look like one, else kept as text, so
+    ``pool=avg`` gives ``{"pool": "avg"}`` and ``transform_input=false`` gives ``False``.
+
+    Raises:
+        SpecError: An item without ``=`` or with an empty key.
+    """
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise SpecError(f"backbone option {item!r} is not KEY=VALUE (e.g. pool=avg for vgg19)")
+        options[key] = _literal(text.strip().strip("'\""))
+    return options
+
+
+def _literal(text: str) -> Any:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text

@@ -26,6 +26,7 @@ D = VisualizeConfig()
 
 DESTS = {
     "backbone": "backbone",
+    "backbone_options": "backbone_options",
     "weights": "weights",
     "trust_checkpoint": "trust_checkpoint",
     "objectives": "objectives",
@@ -49,6 +50,13 @@ DESTS = {
     default=D.backbone,
     show_default=True,
     help="Backbone name (`paramviz models`) or timm:<name>.",
+)
+@click.option(
+    "--backbone-option",
+    "backbone_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Backbone option, repeatable, e.g. pool=avg for vgg16/vgg19 (options: `paramviz models`).",
 )
 @weights_options(D.weights)
 @click.option(

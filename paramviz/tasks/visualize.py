@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from paramviz.backbones import Backbone, build_backbone
+from paramviz.backbones import Backbone, build_backbone, parse_backbone_options
 from paramviz.config import ConfigBase, check_seed
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError
@@ -27,6 +27,8 @@ class VisualizeConfig(ConfigBase):
 
     Attributes:
         backbone: Registry name (``paramviz models``) or ``timm:<name>``.
+        backbone_options: ``KEY=VALUE`` options of the backbone, e.g. ``pool=avg`` for VGG (``paramviz models``
+            lists each backbone's options).
         weights: ``"pretrained"``, ``"random"`` or a path to a weights file.
         trust_checkpoint: Allow full unpickling of a weights file that needs it.
         objectives: Objective spec strings, summed (see ``paramviz visualize --help``).
@@ -43,6 +45,7 @@ class VisualizeConfig(ConfigBase):
     """
 
     backbone: str = "efficientnet_lite0"
+    backbone_options: tuple[str, ...] = ()
     weights: str = "pretrained"
     trust_checkpoint: bool = False
     objectives: tuple[str, ...] = ()
@@ -63,6 +66,7 @@ class VisualizeConfig(ConfigBase):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         check_seed(self.seed)
+        parse_backbone_options(self.backbone_options)
         if not isinstance(self.trust_checkpoint, bool):
             raise ConfigError(f"trust_checkpoint must be true or false, got {self.trust_checkpoint!r}")
         bad_steps = [t for t in self.thresholds if isinstance(t, bool) or not isinstance(t, int)]
@@ -143,7 +147,12 @@ def visualize(
         config = config.replace(batch=wanted)
     device = resolve_device(config.device)
     if backbone is None:
-        backbone = build_backbone(config.backbone, config.weights, trust_checkpoint=config.trust_checkpoint)
+        backbone = build_backbone(
+            config.backbone,
+            config.weights,
+            trust_checkpoint=config.trust_checkpoint,
+            **parse_backbone_options(config.backbone_options),
+        )
     backbone.validate(sorted(objective.layers() - {INPUT_KEY}))
     param = build_param(config.param, (config.size, config.size), batch=config.batch, seed=config.seed)
     transforms = build_transforms(config.transforms)

@@ -117,3 +117,18 @@ def test_layers_listing_of_a_meta_build_matches_the_real_one() -> None:
     real = build_backbone("alexnet", "random")
     meta_lines, real_lines = format_layers(meta).splitlines(), format_layers(real).splitlines()
     assert meta_lines[2:] == real_lines[2:] and "mean (0.485" in real_lines[1]
+
+
+def test_parse_backbone_options_reads_literals_and_refuses_malformed_items() -> None:
+    from paramviz.backbones import parse_backbone_options
+    from paramviz.errors import SpecError
+
+    assert parse_backbone_options(["pool=avg", "transform_input=false", "n=3", "x=0.5", "tag='IMAGENET1K_V2'"]) == {
+        "pool": "avg",
+        "transform_input": False,
+        "n": 3,
+        "x": 0.5,
+        "tag": "IMAGENET1K_V2",
+    }
+    with pytest.raises(SpecError, match="'pool' is not KEY=VALUE"):
+        parse_backbone_options(["pool"])

@@ -69,3 +69,17 @@ def test_real_efficientnet_channel_visualization_gains_activation():
     result = visualize(config)
     history = result.render.history
     assert history[-1] < history[0] - 1.0  # the channel's mean activation rose by more than 1
+
+
+def test_backbone_options_reach_the_backbone(tiny_backbone, monkeypatch):
+    import paramviz.tasks.visualize as task
+
+    seen = {}
+
+    def fake_build(name, weights, **kwargs):
+        seen.update(kwargs, name=name)
+        return tiny_backbone
+
+    monkeypatch.setattr(task, "build_backbone", fake_build)
+    visualize(small(backbone="vgg19", backbone_options=("pool=avg",), steps=1))
+    assert seen["name"] == "vgg19" and seen["pool"] == "avg"
