@@ -163,46 +163,32 @@ def _vgg(name: str, builder: Callable[..., nn.Module], enum_cls: Any, weights: s
     )
 
 
-@register_backbone(
+def _register_vgg(name: str, builder: Callable[..., nn.Module], enum_cls: Any, description: str) -> Callable:
+    @register_backbone(
+        name, description=description, weights_source=_TV_SOURCE.format(enum=enum_cls.__name__), family="vgg"
+    )
+    def factory(
+        weights: str = "pretrained", *, trust_checkpoint: bool = False, pool: str = "max", tag: str = DEFAULT_TAG
+    ) -> Backbone:
+        return _vgg(name, builder, enum_cls, weights, trust_checkpoint=trust_checkpoint, pool=pool, tag=tag)
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = f"{description}."
+    return factory
+
+
+vgg16 = _register_vgg(
     "vgg16",
-    description="VGG-16 (torchvision); aliases conv1_1..relu5_3, pool1..pool5; pool='avg' for Gatys pooling",
-    weights_source=_TV_SOURCE.format(enum="VGG16_Weights"),
-    family="vgg",
+    torchvision.models.vgg16,
+    torchvision.models.VGG16_Weights,
+    "VGG-16 (torchvision); aliases conv1_1..relu5_3, pool1..pool5; pool='avg' for Gatys pooling",
 )
-def vgg16(
-    weights: str = "pretrained", *, trust_checkpoint: bool = False, pool: str = "max", tag: str = DEFAULT_TAG
-) -> Backbone:
-    """VGG-16 with Caffe-style aliases; ``pool="avg"`` swaps max-pooling for average pooling."""
-    return _vgg(
-        "vgg16",
-        torchvision.models.vgg16,
-        torchvision.models.VGG16_Weights,
-        weights,
-        trust_checkpoint=trust_checkpoint,
-        pool=pool,
-        tag=tag,
-    )
-
-
-@register_backbone(
+vgg19 = _register_vgg(
     "vgg19",
-    description="VGG-19 (torchvision), the Gatys style-transfer network; aliases conv1_1..relu5_4, pool1..pool5",
-    weights_source=_TV_SOURCE.format(enum="VGG19_Weights"),
-    family="vgg",
+    torchvision.models.vgg19,
+    torchvision.models.VGG19_Weights,
+    "VGG-19 (torchvision), the Gatys style-transfer network; aliases conv1_1..relu5_4, pool1..pool5",
 )
-def vgg19(
-    weights: str = "pretrained", *, trust_checkpoint: bool = False, pool: str = "max", tag: str = DEFAULT_TAG
-) -> Backbone:
-    """VGG-19 with Caffe-style aliases; ``pool="avg"`` swaps max-pooling for average pooling (Gatys)."""
-    return _vgg(
-        "vgg19",
-        torchvision.models.vgg19,
-        torchvision.models.VGG19_Weights,
-        weights,
-        trust_checkpoint=trust_checkpoint,
-        pool=pool,
-        tag=tag,
-    )
 
 
 @register_backbone(
@@ -232,58 +218,36 @@ def _resnet(name: str, builder: Callable[..., nn.Module], enum_cls: Any, weights
     return _torchvision_backbone(name, builder, enum_cls, weights, aliases=_resnet_aliases, **kw)
 
 
-@register_backbone(
+def _register_resnet(name: str, builder: Callable[..., nn.Module], enum_cls: Any, description: str) -> Callable:
+    @register_backbone(
+        name, description=description, weights_source=_TV_SOURCE.format(enum=enum_cls.__name__), family="resnet"
+    )
+    def factory(weights: str = "pretrained", *, trust_checkpoint: bool = False, tag: str = DEFAULT_TAG) -> Backbone:
+        return _resnet(name, builder, enum_cls, weights, trust_checkpoint=trust_checkpoint, tag=tag)
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = f"{description} (``tag`` picks torchvision weights, e.g. ``IMAGENET1K_V2``)."
+    return factory
+
+
+resnet18 = _register_resnet(
     "resnet18",
-    description="ResNet-18 (torchvision); layers layer1..layer4, logits",
-    weights_source=_TV_SOURCE.format(enum="ResNet18_Weights"),
-    family="resnet",
+    torchvision.models.resnet18,
+    torchvision.models.ResNet18_Weights,
+    "ResNet-18 (torchvision); layers layer1..layer4, logits",
 )
-def resnet18(weights: str = "pretrained", *, trust_checkpoint: bool = False, tag: str = DEFAULT_TAG) -> Backbone:
-    """ResNet-18."""
-    return _resnet(
-        "resnet18",
-        torchvision.models.resnet18,
-        torchvision.models.ResNet18_Weights,
-        weights,
-        trust_checkpoint=trust_checkpoint,
-        tag=tag,
-    )
-
-
-@register_backbone(
+resnet50 = _register_resnet(
     "resnet50",
-    description="ResNet-50 (torchvision); layers layer1..layer4 (Nakano's style layers), logits",
-    weights_source=_TV_SOURCE.format(enum="ResNet50_Weights"),
-    family="resnet",
+    torchvision.models.resnet50,
+    torchvision.models.ResNet50_Weights,
+    "ResNet-50 (torchvision); layers layer1..layer4 (Nakano's style layers), logits",
 )
-def resnet50(weights: str = "pretrained", *, trust_checkpoint: bool = False, tag: str = DEFAULT_TAG) -> Backbone:
-    """ResNet-50 (``tag="IMAGENET1K_V2"`` selects torchvision's newer training recipe)."""
-    return _resnet(
-        "resnet50",
-        torchvision.models.resnet50,
-        torchvision.models.ResNet50_Weights,
-        weights,
-        trust_checkpoint=trust_checkpoint,
-        tag=tag,
-    )
-
-
-@register_backbone(
+wide_resnet50_2 = _register_resnet(
     "wide_resnet50_2",
-    description="Wide ResNet-50-2 (torchvision); layers layer1..layer4, logits",
-    weights_source=_TV_SOURCE.format(enum="Wide_ResNet50_2_Weights"),
-    family="resnet",
+    torchvision.models.wide_resnet50_2,
+    torchvision.models.Wide_ResNet50_2_Weights,
+    "Wide ResNet-50-2 (torchvision); layers layer1..layer4, logits",
 )
-def wide_resnet50_2(weights: str = "pretrained", *, trust_checkpoint: bool = False, tag: str = DEFAULT_TAG) -> Backbone:
-    """Wide ResNet-50-2."""
-    return _resnet(
-        "wide_resnet50_2",
-        torchvision.models.wide_resnet50_2,
-        torchvision.models.Wide_ResNet50_2_Weights,
-        weights,
-        trust_checkpoint=trust_checkpoint,
-        tag=tag,
-    )
 
 
 GOOGLENET_MIXED = ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b")

@@ -1,4 +1,4 @@
-"""A tqdm progress bar as a render callback."""
+"""tqdm progress bars as callbacks: one for render steps, usable for any counted work."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from paramviz.render import StepRecord
 
 
 class ProgressBar:
-    """Render callback showing a progress bar with the current loss; use as a context manager.
+    """A progress bar fed by callbacks; use as a context manager (the bar is closed on exit).
+
+    Called with a render :class:`~paramviz.render.StepRecord` it shows the step and the current loss; other
+    kinds of work call :meth:`advance` with their own counts.
 
     Args:
         desc: Label shown left of the bar.
@@ -20,11 +23,16 @@ class ProgressBar:
         self.disable = disable
         self.bar: tqdm | None = None
 
-    def __call__(self, record: StepRecord) -> None:
+    def advance(self, done: int, total: int, postfix: str = "") -> None:
+        """Move the bar to ``done`` of ``total`` and show ``postfix`` beside it."""
         if self.bar is None:
-            self.bar = tqdm(total=record.steps, desc=self.desc, unit="step", disable=self.disable, leave=True)
-        self.bar.update(1)
-        self.bar.set_postfix(loss=f"{record.loss:.4g}", refresh=False)
+            self.bar = tqdm(total=total, desc=self.desc, unit="step", disable=self.disable, leave=True)
+        if postfix:
+            self.bar.set_postfix_str(postfix, refresh=False)
+        self.bar.update(done - self.bar.n)
+
+    def __call__(self, record: StepRecord) -> None:
+        self.advance(record.step, record.steps, f"loss={record.loss:.4g}")
 
     def __enter__(self) -> ProgressBar:
         return self

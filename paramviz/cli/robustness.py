@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from tqdm.auto import tqdm
 
 from paramviz.cli.group import main
 from paramviz.cli.options import build_config, config_option, device_option, out_options, weights_options
+from paramviz.cli.progress import ProgressBar
 from paramviz.metrics.robustness import DEFAULT_EPS, NORMS
 from paramviz.tasks.robustness import RobustnessConfig, RobustnessProgress, format_table, run_robustness
 
@@ -52,26 +52,11 @@ class NumberOrFraction(click.ParamType):
         return number
 
 
-class TqdmProgress:
-    """Progress callback drawing one tqdm bar over all PGD steps; use as a context manager."""
+class PGDProgressBar(ProgressBar):
+    """One bar over all PGD steps of every backbone and layer."""
 
-    def __init__(self, disable: bool = False) -> None:
-        self.disable = disable
-        self.bar: tqdm | None = None
-
-    def __call__(self, event: RobustnessProgress) -> None:
-        if self.bar is None:
-            self.bar = tqdm(total=event.total, desc="R(f)", unit="step", disable=self.disable, leave=True)
-        self.bar.set_postfix_str(f"{event.backbone} {event.layer}", refresh=False)
-        self.bar.update(event.done - self.bar.n)
-
-    def __enter__(self) -> TqdmProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+    def __call__(self, event: RobustnessProgress) -> None:  # type: ignore[override]
+        self.advance(event.done, event.total, f"{event.backbone} {event.layer}")
 
 
 @main.command("robustness")
@@ -142,7 +127,7 @@ def robustness_command(
     if not backbones and config_file is None:
         raise click.UsageError("name at least one BACKBONE (see `paramviz models`)")
     config = build_config(ctx, RobustnessConfig, config_file, DESTS)
-    with TqdmProgress(disable=quiet) as bar:
+    with PGDProgressBar("R(f)", disable=quiet) as bar:
         result = run_robustness(config, out, force, progress=bar)
     click.echo(format_table(result))
     click.echo(f"\nwrote {out}/robustness.csv, robustness.json, robustness.png ({result.wall_seconds:.1f} s)")
