@@ -361,8 +361,9 @@ class W2StyleLoss(StyleLoss):
         self.reduction = _check_choice("W2 reduction", reduction, W2_REDUCTIONS)
         acts = self._targets(targets)
         weights = blend_weights(blend, len(acts))
-        mean = sum(w * feature_moments(a)[0].mean(0) for w, a in zip(weights, acts, strict=True))
-        srm = sum(w * feature_moments(a)[1].mean(0) for w, a in zip(weights, acts, strict=True))
+        moments = [feature_moments(a) for a in acts]
+        mean = sum(w * m.mean(0) for w, (m, _) in zip(weights, moments, strict=True))
+        srm = sum(w * r.mean(0) for w, (_, r) in zip(weights, moments, strict=True))
         cov = covariance(mean, srm) + self.eps * torch.eye(srm.shape[-1], dtype=srm.dtype, device=srm.device)
         self.register_buffer("mean", mean)
         self.register_buffer("cov", cov)
