@@ -15,7 +15,6 @@ from paramviz.device import resolve_device
 from paramviz.errors import ConfigError
 from paramviz.io import OutputDir, check_output_dir, image_grid
 from paramviz.objectives import Objective, parse_objectives, required_batch
-from paramviz.objectives.penalties import INPUT_KEY
 from paramviz.params import ParamSpec, build_param
 from paramviz.render import OPTIMIZERS, Callback, RenderResult, render
 from paramviz.transforms import build_transforms
@@ -153,7 +152,6 @@ def visualize(
             trust_checkpoint=config.trust_checkpoint,
             **parse_backbone_options(config.backbone_options),
         )
-    backbone.validate(sorted(objective.layers() - {INPUT_KEY}))
     param = build_param(config.param, (config.size, config.size), batch=config.batch, seed=config.seed)
     transforms = build_transforms(config.transforms)
     result = render(
