@@ -1,7 +1,8 @@
 """paramviz: differentiable image parameterizations for feature visualization and style transfer.
 
 The public API: parameterizations, transform stacks, backbones, objectives, the render loop and the tasks.
-Submodules hold the full API of each part (``paramviz.params``, ``paramviz.objectives``, ...).
+Submodules hold the full API of each part (``paramviz.params``, ``paramviz.objectives``, ...). The render
+loop is ``paramviz.render.render`` (not re-exported here, so that ``import paramviz.render`` is the module).
 """
 
 from paramviz.backbones import BACKBONES, Backbone, build_backbone, class_index, list_backbones, register_backbone
@@ -37,7 +38,7 @@ from paramviz.objectives import (
 )
 from paramviz.objectives.style import ContentLoss, GramStyleLoss, W2StyleLoss, content_objective, style_objective
 from paramviz.params import PARAMS, FourierParam, ImageParam, ParamSpec, PixelParam, build_param
-from paramviz.render import OPTIMIZERS, RenderResult, StepRecord, render
+from paramviz.render import OPTIMIZERS, RenderResult, StepRecord
 from paramviz.tasks.robustness import RobustnessConfig, compute_robustness, run_robustness
 from paramviz.tasks.stylize import StyleConfig, StyleResult, run_style, stylize
 from paramviz.tasks.visualize import VisualizeConfig, run_visualize, visualize
@@ -103,7 +104,6 @@ __all__ = [
     "parse_objective",
     "parse_objectives",
     "register_backbone",
-    "render",
     "robustness_ratio",
     "run_robustness",
     "run_visualize",

@@ -11,7 +11,7 @@ import dataclasses
 import sys
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,6 +67,25 @@ class ConfigBase:
     def replace(self: C, **changes: Any) -> C:
         """Copy with some fields changed (validation in ``__post_init__`` runs again)."""
         return dataclasses.replace(self, **changes)
+
+    def override(self: C, changes: Mapping[str, Any]) -> C:
+        """Apply dotted-key ``changes`` (``{"param.name": "pixel", "steps": 64}``), re-deriving dependent fields.
+
+        The one path by which the CLI, ``--config`` reruns and sweep arms change a config: first the fields
+        that a changed field determines are cleared (:meth:`rederive`; e.g. a style config's backbone and
+        layers when its ``preset`` changes, unless they are changed too), then the changes are applied.
+
+        Raises:
+            ConfigError: An unknown key (with close matches) or an invalid value.
+        """
+        if not changes:
+            return self
+        changed = {key.split(".")[0] for key in changes}
+        return apply_overrides(self.rederive(changed), changes)
+
+    def rederive(self: C, changed: Iterable[str]) -> C:
+        """Reset the fields that the ``changed`` top-level fields determine; the base class has none."""
+        return self
 
     def to_toml(self) -> str:
         """TOML text of :meth:`to_dict`."""

@@ -21,6 +21,7 @@ from paramviz.errors import ConfigError, NonFiniteLossError
 from paramviz.objectives.base import Objective, total_weight_is_zero
 from paramviz.objectives.penalties import INPUT_KEY  # the transformed image, for penalties
 from paramviz.registry import Registry
+from paramviz.transforms import TransformStack
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class RenderResult:
         seconds: Total wall time of the loop.
         steps: Number of steps run.
         final_losses: Loss per image at the last step.
+        image_history: Loss of each image per step (``image_history[step - 1][i]``).
+        image_term_history: Each term's value per image per step.
     """
 
     images: dict[int, torch.Tensor]
@@ -63,6 +66,27 @@ class RenderResult:
     seconds: float = 0.0
     steps: int = 0
     final_losses: tuple[float, ...] = ()
+    image_history: list[tuple[float, ...]] = field(default_factory=list)
+    image_term_history: dict[str, list[tuple[float, ...]]] = field(default_factory=dict)
+
+    def split(self, index: int) -> RenderResult:
+        """The result of image ``index`` alone, as if it had been rendered in a batch of one.
+
+        A batched sweep renders several arms in one optimization; each arm's outputs come from its split.
+        Wall time is the batch's.
+        """
+        return RenderResult(
+            images={step: images[index : index + 1] for step, images in self.images.items()},
+            history=[losses[index] for losses in self.image_history],
+            term_history={name: [v[index] for v in values] for name, values in self.image_term_history.items()},
+            seconds=self.seconds,
+            steps=self.steps,
+            final_losses=(self.final_losses[index],),
+            image_history=[(losses[index],) for losses in self.image_history],
+            image_term_history={
+                name: [(v[index],) for v in values] for name, values in self.image_term_history.items()
+            },
+        )
 
     @property
     def image(self) -> torch.Tensor:
@@ -108,7 +132,7 @@ def render(
     lr: float = 0.05,
     thresholds: Iterable[int] | None = None,
     callbacks: Iterable[Callback] = (),
-    seed: int | None = 0,
+    seed: int | Sequence[int] | None = 0,
     device: str | torch.device | None = None,
 ) -> RenderResult:
     """Optimize ``param`` so that ``objective(backbone(transforms(param())))`` decreases.
@@ -123,7 +147,10 @@ def render(
         lr: Learning rate.
         thresholds: Steps at which to keep a snapshot of the images (the last step is always kept).
         callbacks: Called with a :class:`StepRecord` after every step.
-        seed: Seeds torch's RNG (transform draws) for a reproducible run; ``None`` leaves it alone.
+        seed: Seed of the transform draws (a private CPU generator; torch's global RNG is also seeded with it,
+            for plugins that draw from it). A sequence of seeds, one per image, gives image ``i`` exactly the
+            draws a batch of one seeded with ``seed[i]`` gets (batched sweep arms). ``None``: draws come from
+            torch's global RNG, left as it is.
         device: Where to run (``None``/``"auto"``: CUDA if present, else CPU). Modules are moved there.
 
     Raises:
@@ -150,8 +177,8 @@ def render(
     transforms.to(device)
     backbone.to(device)
     objective.to(device)
-    if seed is not None:
-        torch.manual_seed(check_seed(seed))
+    generator = _generators(seed, getattr(param, "batch", None))
+    stack_draws = isinstance(transforms, TransformStack)  # any other module draws (or not) as it likes
 
     params = [p for p in param.parameters() if p.requires_grad]
     if not params:
@@ -167,7 +194,7 @@ def render(
 
         def closure(step: int = step, last: dict[str, Any] = last) -> torch.Tensor:
             opt.zero_grad(set_to_none=True)
-            image = transforms(param())
+            image = transforms(param(), generator=generator) if stack_draws else transforms(param())
             features = backbone(image, layers)
             if reads_input:
                 features[INPUT_KEY] = image
@@ -193,8 +220,14 @@ def render(
             seconds=time.perf_counter() - start,
         )
         result.history.append(record.loss)
+        result.image_history.append(record.losses)
         for name, value in record.terms.items():
             result.term_history.setdefault(name, []).append(value)
+        for name, value in last["terms"].items():
+            per_image = value.detach().reshape(-1).cpu().tolist()
+            if len(per_image) == 1 and len(record.losses) > 1:  # a batch-wide term: same value for every image
+                per_image = per_image * len(record.losses)
+            result.image_term_history.setdefault(name, []).append(tuple(per_image))
         if step in keep:
             with torch.no_grad():
                 result.images[step] = param().detach().cpu()
@@ -203,3 +236,19 @@ def render(
     result.seconds = time.perf_counter() - start
     result.final_losses = record.losses
     return result
+
+
+def _generators(seed: int | Sequence[int] | None, batch: int | None) -> torch.Generator | list[torch.Generator] | None:
+    """The generator(s) of the transform draws; also seeds torch's global RNG (with the first seed)."""
+    if seed is None:
+        return None
+    if isinstance(seed, Sequence):
+        seeds = [check_seed(s) for s in seed]
+        if not seeds:
+            raise ConfigError("seed: got an empty list of seeds; give one seed per image")
+        if batch is not None and len(seeds) != batch:
+            raise ConfigError(f"got {len(seeds)} seeds for a batch of {batch} images; give one seed per image")
+        torch.manual_seed(seeds[0])
+        return [torch.Generator().manual_seed(s) for s in seeds]
+    torch.manual_seed(check_seed(seed))
+    return torch.Generator().manual_seed(seed)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from paramviz.config import ConfigBase, apply_overrides
+from paramviz.config import ConfigBase
 from paramviz.params import PARAMS, SQUASHES, ParamSpec
 from paramviz.render import OPTIMIZERS
 from paramviz.transforms import TRANSFORM_PRESETS
@@ -160,14 +160,19 @@ def build_config(
     config_cls: type[C],
     config_file: Path | None,
     dests: Mapping[str, str],
+    extra: Mapping[str, Any] | None = None,
 ) -> C:
     """Build a config: the file (or defaults), then every option the user typed, mapped by ``dests``.
+
+    The options go through :meth:`~paramviz.config.ConfigBase.override`, so fields they determine are
+    re-derived (a ``--preset`` typed over a saved style config picks the new preset's layers).
 
     Args:
         ctx: The click context of the command.
         config_cls: The task's config dataclass.
         config_file: ``--config`` value or ``None``.
         dests: click parameter name -> dotted config key (e.g. ``{"param": "param.name"}``).
+        extra: Further dotted-key overrides the command parsed itself (applied last).
     """
     config = config_cls.from_toml(config_file) if config_file is not None else config_cls()
     overrides: dict[str, Any] = {}
@@ -181,4 +186,5 @@ def build_config(
             and source is not None
         ):
             overrides[key] = value
-    return apply_overrides(config, overrides) if overrides else config
+    overrides.update(extra or {})
+    return config.override(overrides)

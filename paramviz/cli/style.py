@@ -20,7 +20,6 @@ from paramviz.cli.options import (
     weights_options,
 )
 from paramviz.cli.progress import ProgressBar
-from paramviz.config import apply_overrides
 from paramviz.errors import SpecError
 from paramviz.objectives.style import GRAM_NORMALIZATIONS, STYLE_LOSSES, W2_REDUCTIONS
 from paramviz.tasks.colors import COLOR_MODES
@@ -220,13 +219,8 @@ def style_command(
     Several STYLE images are blended (--style-blend). Writes image.png, steps/ snapshots, the resolved
     config.toml and metrics.json (every loss term, initial and final, and the wall time) into --out.
     """
-    config = build_config(ctx, StyleConfig, config_file, DESTS)
     overrides = {**_layer_overrides(ctx, "style"), **_layer_overrides(ctx, "content"), **_blend_override(ctx)}
-    if config_file is not None:  # a saved config is resolved: re-derive what the typed options determine
-        typed = {key for name, key in DESTS.items() if _typed(ctx, name)}
-        config = config.rederive(typed | set(overrides))
-    if overrides:
-        config = apply_overrides(config, overrides)
+    config = build_config(ctx, StyleConfig, config_file, DESTS, overrides)
     with ProgressBar("style", disable=quiet) as bar:
         result = run_style(config, out, force, callbacks=[bar])
     click.echo(

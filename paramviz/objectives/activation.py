@@ -456,6 +456,8 @@ class Diversity(ActivationObjective):
         layer: Layer name.
     """
 
+    couples_images = True
+
     def __init__(self, layer: str) -> None:
         super().__init__(f"diversity:{layer}", layer, None)
 

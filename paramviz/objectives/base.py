@@ -22,7 +22,13 @@ class Objective(nn.Module):
 
     Args:
         name: Label used in logs and ``metrics.json`` (e.g. ``"channel:blocks.4:12"``).
+
+    Attributes:
+        couples_images: Whether one image's loss depends on the other images of the batch (diversity). Such
+            objectives cannot be rendered with other, independent images in the same batch.
     """
+
+    couples_images: bool = False
 
     def __init__(self, name: str) -> None:
         super().__init__()
@@ -109,6 +115,15 @@ class WeightedSum(Objective):
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return self.evaluate(features)[0]
+
+
+def images_are_independent(objective: Objective) -> bool:
+    """True when each image's loss depends on that image alone, the same way for every image of a batch.
+
+    Then images that would be rendered alone can share one batch with identical results (batched sweep arms):
+    no term couples the images (:attr:`Objective.couples_images`) or targets one image of the batch.
+    """
+    return all(not leaf.couples_images and getattr(leaf, "batch", None) is None for _, leaf in objective.leaves())
 
 
 def total_weight_is_zero(objective: Objective) -> bool:

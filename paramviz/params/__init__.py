@@ -11,6 +11,7 @@ config with :func:`build_param`; add one by subclassing :class:`ImageParam` and 
 from __future__ import annotations
 
 from paramviz.params.base import PARAMS, ImageParam
+from paramviz.params.batch import ParamBatch
 from paramviz.params.color import (
     COLOR_CORRELATION_SVD_SQRT,
     COLOR_MATRIX,
@@ -43,6 +44,7 @@ __all__ = [
     "SQUASHES",
     "FourierParam",
     "ImageParam",
+    "ParamBatch",
     "ParamSpec",
     "PixelParam",
     "Squash",

@@ -18,7 +18,7 @@ import io
 import math
 import platform
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,12 +26,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from paramviz.backbones import Backbone, build_backbone
+from paramviz.backbones import Backbone
 from paramviz.config import ConfigBase, check_seed
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, ImageError
 from paramviz.io import SAMPLE_IMAGES, SAMPLE_PREFIX, OutputDir, check_output_dir, load_image
 from paramviz.metrics.robustness import NORMS, LayerRobustness, PGDSettings, count_steps, layer_robustness
+from paramviz.tasks.base import TASKS, SharedWork, Task, seeded_backbone
 
 #: File suffixes read from an ``--images`` folder.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -299,6 +300,7 @@ def compute_robustness(
     progress: ProgressCallback | None = None,
     backbones: Mapping[str, Backbone] | None = None,
     images: torch.Tensor | None = None,
+    shared: SharedWork | None = None,
 ) -> RobustnessResult:
     """Measure R(f) for every requested layer of every backbone in ``config``.
 
@@ -310,6 +312,7 @@ def compute_robustness(
         backbones: Already built backbones by label, used instead of building ``config.backbones``
             (labels must match the config's backbone specs).
         images: An (N, 3, H, W) batch in [0, 1] used instead of loading ``config.images``.
+        shared: Work shared with other runs: each backbone is built once.
     """
     start = time.perf_counter()
     settings = config.pgd_settings()
@@ -333,9 +336,9 @@ def compute_robustness(
             backbone = backbones[label]
         else:
             spec = parse_backbone(label, config.weights)
-            with torch.random.fork_rng(devices=[]):  # random weights: reproducible, global RNG untouched
-                torch.manual_seed(config.seed)
-                backbone = build_backbone(spec.name, spec.weights, trust_checkpoint=config.trust_checkpoint)
+            backbone = seeded_backbone(
+                spec.name, spec.weights, seed=config.seed, trust_checkpoint=config.trust_checkpoint, shared=shared
+            )
         backbone.validate(layer_map[label])
         built[label] = backbone.to(device)
     total = sum(count_steps(images.shape[0], len(ls), settings, config.batch_size) for ls in layer_map.values())
@@ -487,3 +490,29 @@ def run_robustness(
     with OutputDir(out, force) as target:
         write_robustness(result, target)
     return result
+
+
+def _run_task(
+    config: RobustnessConfig, callbacks: Iterable[ProgressCallback] = (), shared: SharedWork | None = None
+) -> RobustnessResult:
+    callbacks = list(callbacks)
+
+    def progress(event: RobustnessProgress) -> None:
+        for callback in callbacks:
+            callback(event)
+
+    return compute_robustness(config, progress=progress if callbacks else None, shared=shared)
+
+
+TASKS.register(
+    "robustness",
+    Task(
+        "robustness",
+        RobustnessConfig,
+        run=_run_task,
+        write=write_robustness,
+        path_fields=("images", "weights"),
+        sweepable=False,  # its result is a table of layers, not one image per run
+        description="layer robustness R(f) under PGD",
+    ),
+)

@@ -30,8 +30,8 @@ How a run is assembled (:func:`stylize`):
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
-import platform
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,9 +40,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from paramviz.backbones import Backbone, build_backbone
+from paramviz.backbones import Backbone
 from paramviz.backbones.composite import CompositeBackbone
-from paramviz.config import ConfigBase, check_seed
+from paramviz.config import SEED_RANGE, ConfigBase, check_seed
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, SpecError, UnknownNameError
 from paramviz.io import OutputDir, check_output_dir, load_image
@@ -59,6 +59,7 @@ from paramviz.objectives.style import (
 )
 from paramviz.params import ParamSpec, build_param
 from paramviz.render import Callback, RenderResult, render
+from paramviz.tasks.base import TASKS, SharedWork, Task, backbone_seed, run_metrics, seeded_backbone
 from paramviz.tasks.colors import COLOR_MODES, luminance_only_inputs, transfer_colors
 from paramviz.tasks.style_presets import (
     OPTIMIZER_PRESETS,
@@ -262,16 +263,27 @@ class StyleConfig(ConfigBase):
         )
 
     def rederive(self, changed: Iterable[str]) -> StyleConfig:
-        """Clear the fields that the ``changed`` fields determine (see :data:`DERIVED_FIELDS`), keeping ``changed``.
+        """Before ``changed`` fields change, clear the fields they determine (:data:`DERIVED_FIELDS`).
 
-        A config read back from a run's ``config.toml`` is resolved: every preset-derived field is filled in.
-        When a rerun changes ``preset``, ``optimizer`` or ``transforms``, the fields those imply must be derived
-        again instead of silently keeping the old run's values.
+        Called by :meth:`~paramviz.config.ConfigBase.override` on the config *before* the change. A config read
+        back from a run's ``config.toml`` is resolved: every preset-derived field is filled in. When a rerun
+        or a sweep arm changes ``preset``, ``optimizer`` or ``transforms``, the fields those imply must be derived
+        again instead of silently keeping the old values. A field is cleared only when it holds the value this
+        config derives for it (or none), so a value set on purpose (an explicit ``optimizer = "adam"`` in a
+        sweep's base, with ``transforms`` as an axis) is kept; fields in ``changed`` are never cleared.
         """
         changed = set(changed)
-        cleared = {f for key in changed for f in DERIVED_FIELDS.get(key, ())} - changed
-        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in cleared}
-        return self.replace(**defaults) if defaults else self
+        candidates = {f for key in changed for f in DERIVED_FIELDS.get(key, ())} - changed
+        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in candidates}
+        if not defaults:
+            return self
+        derived = self.replace(**defaults).resolve()
+        clear = {
+            name: default
+            for name, default in defaults.items()
+            if getattr(self, name) == default or getattr(self, name) == getattr(derived, name)
+        }
+        return self.replace(**clear) if clear else self
 
     @property
     def optimizer_preset_name(self) -> str:
@@ -307,6 +319,9 @@ class StyleResult:
         snapshots: Output images at the thresholds, keyed by step, after colour preservation.
         initial_terms: Each term on the initial image, without transforms.
         final_terms: Each term on the final image, without transforms.
+        measured: Image metrics of the output (:mod:`paramviz.metrics`): ``metrics.json``'s "metrics".
+        measured_per_image: The same per image.
+        measured_extra: Further measured values (e.g. the spectra of the style and content images).
     """
 
     config: StyleConfig
@@ -318,6 +333,14 @@ class StyleResult:
     snapshots: dict[int, torch.Tensor]
     initial_terms: dict[str, float]
     final_terms: dict[str, float]
+    measured: dict[str, float] = field(default_factory=dict)
+    measured_per_image: dict[str, list[float]] = field(default_factory=dict)
+    measured_extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def images(self) -> torch.Tensor:
+        """The output image (1, 3, H, W), as :attr:`image` (the name every task result has)."""
+        return self.image
 
     @staticmethod
     def _group(terms: Mapping[str, float], prefix: str) -> float:
@@ -339,31 +362,30 @@ class StyleResult:
         return self._group(self.initial_terms, "style")
 
     def metrics(self) -> dict[str, object]:
-        """The ``metrics.json`` content: every loss term (initial, final, per step), timing, environment."""
+        """The ``metrics.json`` content: common run fields, every loss term, image metrics."""
         r = self.render
         final, initial = self.final_terms, self.initial_terms
+        total, initial_total = float(sum(final.values())), float(sum(initial.values()))
         return {
+            **run_metrics(
+                "style", r, device=self.device, backbone=self.backbone, final_loss=total, initial_loss=initial_total
+            ),
             "style_loss": self.style_loss,
             "content_loss": self.content_loss,
             "tv_loss": self._group(final, "tv"),
-            "total_loss": float(sum(final.values())),
+            "total_loss": total,
             "initial_style_loss": self.initial_style_loss,
             "initial_content_loss": self._group(initial, "content"),
-            "initial_total_loss": float(sum(initial.values())),
+            "initial_total_loss": initial_total,
             "terms": final,
             "initial_terms": initial,
             "last_step_terms": r.final_terms,
             "term_history": r.term_history,
             "loss_history": r.history,
-            "steps": r.steps,
-            "wall_seconds": r.seconds,
-            "steps_per_second": r.steps_per_second,
-            "device": self.device,
-            "backbone": getattr(self.backbone, "name", type(self.backbone).__name__),
-            "backbone_weights": getattr(self.backbone, "weights_source", ""),
             "output_size": list(self.image.shape[-2:]),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
+            "metrics": dict(self.measured),
+            "metrics_per_image": dict(self.measured_per_image),
+            "metrics_extra": dict(self.measured_extra),
         }
 
 
@@ -487,30 +509,31 @@ def initial_image(config: StyleConfig, content: torch.Tensor) -> torch.Tensor:
     return 0.5 + (torch.rand(content.shape, generator=gen) * 2 - 1) / 255
 
 
-def build_style_backbone(config: StyleConfig) -> Backbone:
+def build_style_backbone(config: StyleConfig, shared: SharedWork | None = None) -> Backbone:
     """The main backbone (style losses, and content losses unless ``content_backbone`` is set)."""
-    name = config.backbone or config.layer_preset.backbone
-    with torch.random.fork_rng(devices=[]):  # random weights: seeded by the run, global RNG untouched
-        torch.manual_seed(config.seed)
-        return build_backbone(
-            name, config.weights, trust_checkpoint=config.trust_checkpoint, **config.backbone_options()
-        )
+    return seeded_backbone(
+        config.backbone or config.layer_preset.backbone,
+        config.weights,
+        seed=config.seed,
+        trust_checkpoint=config.trust_checkpoint,
+        options=config.backbone_options(),
+        shared=shared,
+    )
 
 
-def build_content_backbone(config: StyleConfig) -> Backbone | None:
+def build_content_backbone(config: StyleConfig, shared: SharedWork | None = None) -> Backbone | None:
     """The separate content backbone, or ``None`` when ``content_backbone`` is not set."""
     if config.content_backbone is None:
         return None
     preset = config.layer_preset
-    options = dict(preset.backbone_options) if config.content_backbone == preset.backbone else {}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed + 1)  # a different random network from the style one
-        return build_backbone(
-            config.content_backbone,
-            config.content_backbone_weights,
-            trust_checkpoint=config.trust_checkpoint,
-            **options,
-        )
+    return seeded_backbone(
+        config.content_backbone,
+        config.content_backbone_weights,
+        seed=config.seed + 1 if config.seed < SEED_RANGE[1] else 0,  # a different random network from the style one
+        trust_checkpoint=config.trust_checkpoint,
+        options=dict(preset.backbone_options) if config.content_backbone == preset.backbone else {},
+        shared=shared,
+    )
 
 
 @torch.no_grad()
@@ -536,28 +559,47 @@ def _recolor(config: StyleConfig, image: torch.Tensor, content_rgb: torch.Tensor
     return transfer_colors(image, content_rgb.to(image.device))
 
 
-# --- the task ----------------------------------------------------------------------------------------
-def stylize(
-    config: StyleConfig,
-    callbacks: Iterable[Callback] = (),
-    *,
-    backbone: Backbone | None = None,
-    content_backbone: Backbone | None = None,
-) -> StyleResult:
-    """Run a style transfer described by ``config``.
+# --- the task, in parts ------------------------------------------------------------------------------
+#: Fields that only shape the optimization, not the networks, inputs or targets: runs that differ only in
+#: these share one :class:`StyleSetup` (the seed too, unless random weights make it pick the network).
+RUN_FIELDS = ("param", "transforms", "init", "steps", "optimizer", "lr", "seed", "thresholds", "tv_weight")
 
-    Args:
-        config: The run's settings (fields left at ``None`` come from the presets).
-        callbacks: Render callbacks (progress bars, loggers).
-        backbone: An already built backbone to use instead of ``config.backbone``.
-        content_backbone: An already built backbone for the content loss (implies a separate content network).
 
-    Raises:
-        ConfigError: Missing images, zero weight for every term, a non-spatial style layer, bad options.
-        ImageError: A missing, unreadable or corrupt image.
-        UnknownNameError: Unknown preset, backbone or layer (with close matches).
+@dataclass
+class StyleSetup:
+    """What a style transfer builds before optimizing: inputs, networks and the losses with their targets.
+
+    Attributes:
+        content_rgb: The content image (1, 3, H, W) as loaded (used to recolour the result).
+        content_in: The content image the losses see (luminance only with ``original_colors="luminance"``).
+        styles_in: The style images the losses see.
+        backbone: The main network.
+        net: The network the losses read (``backbone``, or a :class:`CompositeBackbone` with a content network).
+        losses: Style and content terms with their targets (no total variation), or ``None`` if both have
+            weight 0.
+        content_keys: Content layer key -> weight (the replayed-target wrapper needs them).
     """
-    config = config.resolve()
+
+    content_rgb: torch.Tensor
+    content_in: torch.Tensor
+    styles_in: list[torch.Tensor]
+    backbone: Backbone
+    net: nn.Module
+    losses: Objective | None
+    content_keys: dict[str, float]
+
+
+def setup_key(config: StyleConfig) -> str:
+    """Runs with equal keys (of their resolved configs) can share one :class:`StyleSetup`."""
+    data = config.resolve().to_dict()
+    weights = {config.weights, config.content_backbone_weights if config.content_backbone else ""}
+    for name in RUN_FIELDS:
+        if name != "seed" or all(backbone_seed(w, config.seed) is None for w in weights):
+            data.pop(name, None)
+    return json.dumps(data, sort_keys=True)
+
+
+def _check_weights(config: StyleConfig) -> tuple[dict[str, float], dict[str, float]]:
     style_layers = _normalized(config.style_layers, config.style_layer_weights, float(config.style_weight))
     content_layers = _normalized(config.content_layers, config.content_layer_weights, float(config.content_weight))
     if not style_layers and not content_layers and config.tv_weight == 0:
@@ -565,13 +607,33 @@ def stylize(
             "every loss term has weight 0 (style_weight, content_weight, tv_weight and the layer weights); "
             "give at least one positive weight, e.g. --style-weight 1"
         )
+    return style_layers, content_layers
+
+
+def prepare_style(
+    config: StyleConfig,
+    *,
+    backbone: Backbone | None = None,
+    content_backbone: Backbone | None = None,
+    shared: SharedWork | None = None,
+) -> StyleSetup:
+    """Load the images, build the networks and the style/content losses with their targets (computed once).
+
+    Args:
+        config: The run's settings (resolved here if not yet).
+        backbone: An already built main backbone.
+        content_backbone: An already built content backbone (implies a separate content network).
+        shared: Work shared with other runs: backbones are built once for all runs that use them.
+    """
+    config = config.resolve()
+    style_layers, content_layers = _check_weights(config)
     content_rgb, styles = load_inputs(config)
     device = resolve_device(config.device)
 
     if backbone is None:
-        backbone = build_style_backbone(config)
+        backbone = build_style_backbone(config, shared)
     if content_backbone is None:
-        content_backbone = build_content_backbone(config)
+        content_backbone = build_content_backbone(config, shared)
     separate = content_backbone is not None and content_backbone is not backbone
     content_bb = content_backbone if separate else backbone
     backbone.validate(list(style_layers))
@@ -612,8 +674,19 @@ def stylize(
         )
     if content_keys:
         terms.append(content_objective(net, content_in, content_keys, names=content_names))
+    losses = sum(terms[1:], terms[0]).to(device) if terms else None
+    return StyleSetup(content_rgb, content_in, list(styles_in), backbone, net, losses, content_keys)
+
+
+def render_style(config: StyleConfig, setup: StyleSetup, callbacks: Iterable[Callback] = ()) -> StyleResult:
+    """Optimize the image of a (resolved) config against a prepared :class:`StyleSetup`."""
+    config = config.resolve()
+    device = resolve_device(config.device)
+    terms = [setup.losses] if setup.losses is not None else []
     if config.tv_weight > 0:
         terms.append(config.tv_weight * TotalVariation())
+    if not terms:
+        _check_weights(config)
     objective: Objective = sum(terms[1:], terms[0])
 
     transforms = build_transforms(config.transforms)
@@ -624,12 +697,13 @@ def stylize(
             RuntimeWarning,
             stacklevel=2,
         )
+    net = setup.net
     render_net = net
-    if content_keys and len(transforms.ops) > 0:
-        render_net = _ReplayContent(net, transforms, content_in, content_keys)
+    if setup.content_keys and len(transforms.ops) > 0:
+        render_net = _ReplayContent(net, transforms, setup.content_in, setup.content_keys)
 
-    init = initial_image(config, content_in)
-    param = build_param(config.param, tuple(content_rgb.shape[-2:]), batch=1, seed=config.seed, init=init)
+    init = initial_image(config, setup.content_in)
+    param = build_param(config.param, tuple(setup.content_rgb.shape[-2:]), batch=1, seed=config.seed, init=init)
     with torch.no_grad():
         initial_terms = evaluate_terms(objective.to(device), net, param())
     preset = preset_optimizer(config)
@@ -647,7 +721,7 @@ def stylize(
         device=device,
     )
     final_terms = evaluate_terms(objective, net, result.image)
-    snapshots = {step: _recolor(config, img, content_rgb) for step, img in result.images.items()}
+    snapshots = {step: _recolor(config, img, setup.content_rgb) for step, img in result.images.items()}
     return StyleResult(
         config=config,
         render=result,
@@ -659,6 +733,42 @@ def stylize(
         initial_terms=initial_terms,
         final_terms=final_terms,
     )
+
+
+def stylize(
+    config: StyleConfig,
+    callbacks: Iterable[Callback] = (),
+    *,
+    backbone: Backbone | None = None,
+    content_backbone: Backbone | None = None,
+    shared: SharedWork | None = None,
+) -> StyleResult:
+    """Run a style transfer described by ``config``: :func:`prepare_style`, then :func:`render_style`.
+
+    Args:
+        config: The run's settings (fields left at ``None`` come from the presets).
+        callbacks: Render callbacks (progress bars, loggers).
+        backbone: An already built backbone to use instead of ``config.backbone``.
+        content_backbone: An already built backbone for the content loss (implies a separate content network).
+        shared: Work shared with other runs (a sweep): runs with the same :func:`setup_key` share the networks,
+            inputs and style/content targets.
+
+    Raises:
+        ConfigError: Missing images, zero weight for every term, a non-spatial style layer, bad options.
+        ImageError: A missing, unreadable or corrupt image.
+        UnknownNameError: Unknown preset, backbone or layer (with close matches).
+    """
+    config = config.resolve()
+    _check_weights(config)
+
+    def prepare() -> StyleSetup:
+        return prepare_style(config, backbone=backbone, content_backbone=content_backbone, shared=shared)
+
+    if shared is not None and backbone is None and content_backbone is None:
+        setup = shared.get(("style-setup", setup_key(config)), prepare)
+    else:
+        setup = prepare()
+    return render_style(config, setup, callbacks)
 
 
 def write_outputs(result: StyleResult, out: OutputDir) -> None:
@@ -721,3 +831,16 @@ def _layers_and_weights(
             )
         return preset_layers, tuple(float(w) for w in weights)
     return preset_layers, preset_weights
+
+
+TASKS.register(
+    "style",
+    Task(
+        "style",
+        StyleConfig,
+        run=stylize,
+        write=write_outputs,
+        path_fields=("content", "styles", "weights", "content_backbone_weights"),
+        description="neural style transfer",
+    ),
+)

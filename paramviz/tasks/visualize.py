@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import platform
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from paramviz.backbones import Backbone, build_backbone, parse_backbone_options
+from paramviz.backbones import Backbone, parse_backbone_options
 from paramviz.config import ConfigBase, check_seed
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError
 from paramviz.io import OutputDir, check_output_dir, image_grid
 from paramviz.objectives import Objective, parse_objectives, required_batch
-from paramviz.params import ParamSpec, build_param
+from paramviz.objectives.base import images_are_independent
+from paramviz.params import ParamBatch, ParamSpec, build_param
 from paramviz.render import OPTIMIZERS, Callback, RenderResult, render
+from paramviz.tasks.base import TASKS, SharedWork, Task, backbone_seed, run_metrics, seeded_backbone
 from paramviz.transforms import build_transforms
 
 
@@ -83,13 +85,27 @@ class VisualizeConfig(ConfigBase):
 
 @dataclass
 class VisualizeResult:
-    """A finished visualization: the render result plus the resolved config and components."""
+    """A finished visualization: the render result plus the resolved config and components.
+
+    Attributes:
+        config: The config as run (``batch`` sized from the objective when it lists one unit per image).
+        render: The render result (of this run alone when it was rendered in a batch with other runs).
+        objective: The objective.
+        backbone: The network.
+        device: Where it ran.
+        measured: Image metrics of the final images (:mod:`paramviz.metrics`): ``metrics.json``'s "metrics".
+        measured_per_image: The same per image.
+        batched_with: How many runs shared the optimization (1: alone).
+    """
 
     config: VisualizeConfig
     render: RenderResult
     objective: Objective
     backbone: Backbone
     device: str
+    measured: dict[str, float] = field(default_factory=dict)
+    measured_per_image: dict[str, list[float]] = field(default_factory=dict)
+    batched_with: int = 1
 
     @property
     def images(self) -> torch.Tensor:
@@ -97,21 +113,16 @@ class VisualizeResult:
         return self.render.image
 
     def metrics(self) -> dict[str, object]:
-        """The ``metrics.json`` content: final objective, per-term values, timing, environment."""
+        """The ``metrics.json`` content: the common run fields, the objective's terms, the image metrics."""
         r = self.render
         return {
+            **run_metrics("visualize", r, device=self.device, backbone=self.backbone),
             "objective": self.objective.name,
-            "final_loss": r.history[-1],
             "final_loss_per_image": list(r.final_losses),
             "terms": r.final_terms,
-            "initial_loss": r.history[0],
-            "steps": r.steps,
-            "wall_seconds": r.seconds,
-            "steps_per_second": r.steps_per_second,
-            "device": self.device,
-            "backbone_weights": self.backbone.weights_source,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
+            "batched_with": self.batched_with,
+            "metrics": dict(self.measured),
+            "metrics_per_image": dict(self.measured_per_image),
         }
 
 
@@ -125,8 +136,60 @@ def build_objective(config: VisualizeConfig) -> Objective:
     return parse_objectives(config.objectives)
 
 
+def sized_batch(config: VisualizeConfig, objective: Objective) -> VisualizeConfig:
+    """``config`` with ``batch`` sized from an objective that lists one unit per image."""
+    wanted = required_batch(objective)
+    if wanted is None or wanted == config.batch:
+        return config
+    if config.batch != 1:
+        raise ConfigError(
+            f"the objective lists one unit per image for {wanted} images but batch is {config.batch}; "
+            f"set --batch {wanted} or leave it at 1 to size the batch from the objective"
+        )
+    return config.replace(batch=wanted)
+
+
+def build_network(config: VisualizeConfig, shared: SharedWork | None = None) -> Backbone:
+    """The config's backbone; random weights come from the run's seed (:func:`seeded_backbone`)."""
+    return seeded_backbone(
+        config.backbone,
+        config.weights,
+        seed=config.seed,
+        trust_checkpoint=config.trust_checkpoint,
+        options=parse_backbone_options(config.backbone_options),
+        shared=shared,
+    )
+
+
+#: Fields in which runs rendered together in one batch may differ (each keeps its own parameterization).
+BATCHED_FIELDS = ("param", "seed")
+
+
+def batch_key(config: VisualizeConfig) -> str | None:
+    """A key shared by runs that can render in one batch with the results they get alone (``None``: alone).
+
+    Batchable: one image per run, Adam (its per-parameter steps do not mix images, L-BFGS's line search
+    would), an objective whose per-image losses are independent (no diversity, no ``@I`` targeting), and
+    the same everything except :data:`BATCHED_FIELDS` (the seed too, when the weights are random: it picks
+    the network).
+    """
+    if config.batch != 1 or config.optimizer != "adam":
+        return None
+    objective = build_objective(config)
+    if required_batch(objective) is not None or not images_are_independent(objective):
+        return None
+    data = config.to_dict()
+    data.pop("param")
+    if backbone_seed(config.weights, config.seed) is None:
+        data.pop("seed")
+    return json.dumps(data, sort_keys=True)
+
+
 def visualize(
-    config: VisualizeConfig, callbacks: Iterable[Callback] = (), backbone: Backbone | None = None
+    config: VisualizeConfig,
+    callbacks: Iterable[Callback] = (),
+    backbone: Backbone | None = None,
+    shared: SharedWork | None = None,
 ) -> VisualizeResult:
     """Render an activation-maximization image as described by ``config``.
 
@@ -134,40 +197,66 @@ def visualize(
         config: The run's settings.
         callbacks: Render callbacks (progress bars, loggers).
         backbone: An already built backbone to use instead of ``config.backbone`` (e.g. a custom module).
+        shared: Work shared with other runs (a sweep): the backbone is built once for all runs that use it.
     """
-    objective = build_objective(config)
-    wanted = required_batch(objective)
-    if wanted is not None and wanted != config.batch:
-        if config.batch != 1:
+    return visualize_batch([config], callbacks, backbone=backbone, shared=shared)[0]
+
+
+def visualize_batch(
+    configs: Sequence[VisualizeConfig],
+    callbacks: Iterable[Callback] = (),
+    backbone: Backbone | None = None,
+    shared: SharedWork | None = None,
+) -> list[VisualizeResult]:
+    """Render several runs in one optimization, one image (and parameterization) each.
+
+    Every run gets the result it would get alone (up to float rounding): its own parameterization and
+    initial noise, its own transform draws (a generator per image, seeded by its ``seed``), its own Adam
+    state. A single config may have any batch; several must share one :func:`batch_key`.
+
+    Raises:
+        ConfigError: Configs that cannot share a batch.
+    """
+    configs = list(configs)
+    if not configs:
+        raise ConfigError("visualize_batch needs at least one config")
+    objective = build_objective(configs[0])
+    if len(configs) > 1:
+        keys = {batch_key(c) for c in configs}
+        if None in keys or len(keys) > 1:
             raise ConfigError(
-                f"the objective lists one unit per image for {wanted} images but batch is {config.batch}; "
-                f"set --batch {wanted} or leave it at 1 to size the batch from the objective"
+                "these runs cannot share one batch: they must differ only in "
+                f"{', '.join(BATCHED_FIELDS)} and each render one image with Adam and an objective without "
+                "diversity or per-image targets; render them one by one"
             )
-        config = config.replace(batch=wanted)
-    device = resolve_device(config.device)
+    configs = [sized_batch(c, objective) for c in configs]
+    first = configs[0]
+    device = resolve_device(first.device)
     if backbone is None:
-        backbone = build_backbone(
-            config.backbone,
-            config.weights,
-            trust_checkpoint=config.trust_checkpoint,
-            **parse_backbone_options(config.backbone_options),
-        )
-    param = build_param(config.param, (config.size, config.size), batch=config.batch, seed=config.seed)
-    transforms = build_transforms(config.transforms)
+        backbone = build_network(first, shared)
+    size = (first.size, first.size)
+    params = [build_param(c.param, size, batch=c.batch, seed=c.seed) for c in configs]
+    param = params[0] if len(params) == 1 else ParamBatch(params)
+    seeds = first.seed if len(configs) == 1 else [c.seed for c in configs]
     result = render(
         param,
-        transforms,
+        build_transforms(first.transforms),
         backbone,
         objective,
-        optimizer=config.optimizer,
-        steps=config.steps,
-        lr=config.lr,
-        thresholds=config.thresholds,
+        optimizer=first.optimizer,
+        steps=first.steps,
+        lr=first.lr,
+        thresholds=first.thresholds,
         callbacks=callbacks,
-        seed=config.seed,
+        seed=seeds,
         device=device,
     )
-    return VisualizeResult(config, result, objective, backbone, str(device))
+    if len(configs) == 1:
+        return [VisualizeResult(first, result, objective, backbone, str(device))]
+    return [
+        VisualizeResult(c, result.split(i), objective, backbone, str(device), batched_with=len(configs))
+        for i, c in enumerate(configs)
+    ]
 
 
 def write_outputs(result: VisualizeResult, out: OutputDir) -> None:
@@ -196,3 +285,16 @@ def run_visualize(
     with OutputDir(out, force) as target:
         write_outputs(result, target)
     return result
+
+
+TASKS.register(
+    "visualize",
+    Task(
+        "visualize",
+        VisualizeConfig,
+        run=visualize,
+        write=write_outputs,
+        path_fields=("weights",),
+        description="feature visualization (activation maximization)",
+    ),
+)

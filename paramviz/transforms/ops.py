@@ -66,8 +66,13 @@ class Transform(nn.Module):
         """Canonical spec token; ``parse`` of it gives an equal op."""
         raise NotImplementedError
 
-    def sample(self, shape: Sequence[int]) -> Params:
-        """Random parameters for an input batch of ``shape`` (B, C, H, W), drawn from torch's global RNG."""
+    def sample(self, shape: Sequence[int], generator: torch.Generator | None = None) -> Params:
+        """Random parameters for an input batch of ``shape`` (B, C, H, W).
+
+        Args:
+            shape: Input batch shape.
+            generator: A CPU ``torch.Generator`` to draw from (``None``: torch's global RNG).
+        """
         return {}
 
     def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
@@ -250,11 +255,11 @@ class Jitter(Transform):
             )
         return size[0] - self.d, size[1] - self.d
 
-    def sample(self, shape: Sequence[int]) -> Params:
+    def sample(self, shape: Sequence[int], generator: torch.Generator | None = None) -> Params:
         self.output_size((int(shape[-2]), int(shape[-1])))
         if self.mode == "shift":
-            return {"shift": torch.randint(-self.d, self.d + 1, (int(shape[0]), 2))}
-        return {"offset": torch.randint(0, self.d + 1, (int(shape[0]), 2))}
+            return {"shift": torch.randint(-self.d, self.d + 1, (int(shape[0]), 2), generator=generator)}
+        return {"offset": torch.randint(0, self.d + 1, (int(shape[0]), 2), generator=generator)}
 
     def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -299,13 +304,13 @@ class AffineOp(Transform):
             self.choices = None
             self.low, self.high = float(low), float(high)
 
-    def sample(self, shape: Sequence[int]) -> Params:
+    def sample(self, shape: Sequence[int], generator: torch.Generator | None = None) -> Params:
         batch = int(shape[0])
         if self.choices is not None:
-            index = torch.randint(len(self.choices), (batch,))
+            index = torch.randint(len(self.choices), (batch,), generator=generator)
             values = torch.tensor(self.choices, dtype=torch.float64)[index]
         else:
-            values = self.low + (self.high - self.low) * torch.rand(batch, dtype=torch.float64)
+            values = self.low + (self.high - self.low) * torch.rand(batch, dtype=torch.float64, generator=generator)
         return {self.key: values}
 
     def _values_spec(self) -> str:
@@ -452,8 +457,8 @@ class Noise(Transform):
     def spec(self) -> str:
         return f"noise:{fmt_number(self.std)}"
 
-    def sample(self, shape: Sequence[int]) -> Params:
-        return {"noise": torch.randn(tuple(int(s) for s in shape)) * self.std}
+    def sample(self, shape: Sequence[int], generator: torch.Generator | None = None) -> Params:
+        return {"noise": torch.randn(tuple(int(s) for s in shape), generator=generator) * self.std}
 
     def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         noise = params["noise"]

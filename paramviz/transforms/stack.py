@@ -29,6 +29,9 @@ TRANSFORM_PRESETS.register(
 )
 TRANSFORM_PRESETS.hint = f"choices: {', '.join(TRANSFORM_PRESETS.names())}, or a spec such as 'pad:12,jitter:8'"
 
+#: Where transform draws come from: torch's global RNG, one generator, or one generator per image.
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
 _EXAMPLE = "pad:12,jitter:8,scale:0.9-1.1,rotate:10,jitter:4"
 
 
@@ -90,30 +93,48 @@ class TransformStack(nn.Module):
             size = op.output_size(size)
         return size
 
-    def sample(self, shape: Sequence[int]) -> TransformDraw:
-        """Draw parameters for an input batch of ``shape`` (B, C, H, W) from torch's global RNG."""
+    def sample(self, shape: Sequence[int], generator: Generators = None) -> TransformDraw:
+        """Draw parameters for an input batch of ``shape`` (B, C, H, W).
+
+        Args:
+            shape: The input batch shape.
+            generator: ``None`` (torch's global RNG), one CPU ``torch.Generator`` for the whole batch, or a
+                sequence of B generators, one per image: image ``i`` then gets exactly the draws a batch of one
+                would get from generator ``i`` (how batched sweep arms reproduce their single runs).
+        """
         shape = tuple(int(s) for s in shape)
         if len(shape) != 4:
             raise ImageError(f"expected an input shape (B, C, H, W), got {shape}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            generators = list(generator)
+            if len(generators) != shape[0]:
+                raise ImageError(f"got {len(generators)} generators for a batch of {shape[0]}; give one per image")
+            draws = [self.sample((1, *shape[1:]), g) for g in generators]
+            params = tuple(
+                {key: torch.cat([d.params[i][key] for d in draws]) for key in draws[0].params[i]}
+                for i in range(len(self.ops))
+            )
+            return TransformDraw(self.spec, shape, params)
         params = []
         size = (shape[2], shape[3])
         for op in self.ops:
-            params.append(op.sample((shape[0], shape[1], *size)))
+            params.append(op.sample((shape[0], shape[1], *size), generator))
             size = op.output_size(size)
         return TransformDraw(self.spec, shape, tuple(params))
 
-    def forward(self, x: torch.Tensor, draw: TransformDraw | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, draw: TransformDraw | None = None, generator: Generators = None) -> torch.Tensor:
         """Transform a batch (B, C, H, W); replay ``draw`` if given, else draw new parameters.
 
         Args:
             x: Images, float tensor (B, C, H, W).
             draw: A previous :attr:`last_draw` (or :meth:`sample`) of this stack, for the same input shape.
+            generator: Where new draws come from (see :meth:`sample`); ignored when ``draw`` is given.
         """
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ImageError(f"transforms expect a float image batch of shape (B, C, H, W), got {got}")
         if draw is None:
-            draw = self.sample(x.shape)
+            draw = self.sample(x.shape, generator)
         else:
             if draw.spec != self.spec:
                 raise SpecError(f"cannot replay a draw of transforms {draw.spec!r} on transforms {self.spec!r}")

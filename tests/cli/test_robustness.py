@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import paramviz.cli.robustness  # noqa: F401  (registers the command until the package imports it)
-import paramviz.tasks.robustness as task
+import paramviz.tasks.base
 from paramviz.cli import main
 from paramviz.tasks.robustness import RobustnessConfig
 
@@ -34,7 +34,7 @@ def fake_registry(monkeypatch, tiny_backbone):
         built.append((name, weights))
         return tiny_backbone
 
-    monkeypatch.setattr(task, "build_backbone", fake_build)
+    monkeypatch.setattr(paramviz.tasks.base, "build_backbone", fake_build)
     return built
 
 

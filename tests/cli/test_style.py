@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 import paramviz.cli.style  # noqa: F401  (registers the command)
-import paramviz.tasks.stylize as task
+import paramviz.tasks.base
 from paramviz.cli import main
 from paramviz.tasks.style_presets import OPTIMIZER_PRESETS, STYLE_PRESETS
 from paramviz.tasks.stylize import StyleConfig
@@ -22,7 +22,7 @@ def invoke(*args):
 
 @pytest.fixture
 def tiny(monkeypatch, tiny_backbone):
-    monkeypatch.setattr(task, "build_backbone", lambda *a, **k: tiny_backbone)
+    monkeypatch.setattr(paramviz.tasks.base, "build_backbone", lambda *a, **k: tiny_backbone)
     return tiny_backbone
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+import paramviz.tasks.base
 import paramviz.tasks.robustness as task
 from paramviz.errors import ConfigError, ImageError, OutputExistsError, UnknownNameError
 from paramviz.metrics.robustness import PGDSettings, layer_robustness
@@ -148,7 +149,7 @@ def test_named_backbones_are_built_with_their_weights_reproducibly(tmp_path, tin
         calls.append((name, weights, trust_checkpoint, torch.rand(1).item()))
         return tiny_backbone
 
-    monkeypatch.setattr(task, "build_backbone", fake_build)
+    monkeypatch.setattr(paramviz.tasks.base, "build_backbone", fake_build)
     config = small(tmp_path, backbones=("resnet50@random", "vgg19"), weights="w.pt", trust_checkpoint=True)
     before = torch.get_rng_state()
     compute_robustness(config)

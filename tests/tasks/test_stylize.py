@@ -4,10 +4,12 @@ from pathlib import Path
 import pytest
 import torch
 
+import paramviz.tasks.base
 import paramviz.tasks.stylize as task
 from paramviz.backbones import build_backbone
 from paramviz.backbones.base import Backbone
 from paramviz.backbones.composite import CompositeBackbone
+from paramviz.config import apply_overrides
 from paramviz.errors import ConfigError, ImageError, OutputExistsError, SpecError, UnknownNameError
 from paramviz.io import load_image
 from paramviz.objectives.style import ContentLoss, GramStyleLoss, W2StyleLoss, gram_matrix
@@ -242,7 +244,7 @@ def test_documented_presets():
 
 
 def test_run_writes_outputs_and_refuses_to_overwrite(tmp_path, tiny_backbone, monkeypatch):
-    monkeypatch.setattr(task, "build_backbone", lambda *a, **k: tiny_backbone)
+    monkeypatch.setattr(paramviz.tasks.base, "build_backbone", lambda *a, **k: tiny_backbone)
     config = small(thresholds=(4,))
     out = tmp_path / "run"
     result = run_style(config, out)
@@ -276,7 +278,7 @@ def test_run_writes_outputs_and_refuses_to_overwrite(tmp_path, tiny_backbone, mo
     ],
 )
 def test_bad_input_gives_a_clear_error_and_writes_nothing(tmp_path, tiny_backbone, monkeypatch, changes, error, needle):
-    monkeypatch.setattr(task, "build_backbone", lambda *a, **k: tiny_backbone)
+    monkeypatch.setattr(paramviz.tasks.base, "build_backbone", lambda *a, **k: tiny_backbone)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
     out = tmp_path / "out"
@@ -363,7 +365,7 @@ def test_content_backbone_by_name_builds_a_second_network(tiny_backbone, monkeyp
         built.append((name, weights))
         return {"a": tiny_backbone, "b": other}[name]
 
-    monkeypatch.setattr(task, "build_backbone", fake_build)
+    monkeypatch.setattr(paramviz.tasks.base, "build_backbone", fake_build)
     config = small(backbone="a", content_backbone="b", content_backbone_weights="random", steps=2)
     result = stylize(config)
     assert ("b", "random") in built and ("a", "pretrained") in built
@@ -390,24 +392,32 @@ def test_optimizer_defaults_to_adam_with_random_transforms_and_lbfgs_only_when_a
     assert asked.optimizer == "lbfgs"
 
 
-def test_rederive_clears_what_a_changed_option_determines():
+def test_override_rederives_what_a_changed_option_determines():
     saved = StyleConfig(preset="gatys").resolve()
-    again = saved.replace(preset="nakano").rederive({"preset"}).resolve()
+    again = saved.override({"preset": "nakano"}).resolve()
     assert again.backbone == "resnet50" and again.style_layers == ("layer1", "layer2", "layer3", "layer4")
-    kept = saved.replace(preset="nakano", backbone="vgg19").rederive({"preset", "backbone"}).resolve()
+    kept = saved.override({"preset": "nakano", "backbone": "vgg19"}).resolve()
     assert kept.backbone == "vgg19"
-    assert saved.replace(optimizer="adam").rederive({"optimizer"}).resolve().lr == 0.02
-    assert saved.replace(transforms="lucid").rederive({"transforms"}).resolve().optimizer == "adam-lucid"
+    assert saved.override({"optimizer": "adam"}).resolve().lr == 0.02
+    assert saved.override({"transforms": "lucid"}).resolve().optimizer == "adam-lucid"
+    # apply_overrides alone is the raw path: it keeps the old preset's network
+    assert apply_overrides(saved, {"preset": "nakano"}).resolve().backbone == "vgg19"
+
+
+def test_override_keeps_a_derived_field_that_was_set_on_purpose():
+    explicit = StyleConfig(preset="gatys", optimizer="adam")
+    assert explicit.override({"transforms": "lucid"}).resolve().optimizer == "adam"
+    resolved = StyleConfig(preset="gatys", optimizer="adam").resolve()
+    assert resolved.override({"transforms": "lucid"}).resolve().optimizer == "adam"
 
 
 def test_random_weights_are_seeded_by_the_run(monkeypatch):
-    import paramviz.tasks.stylize as task
     from paramviz.backbones import build_backbone as real_build
 
     def first_weight(seed):
         return next(task.build_style_backbone(small(preset="nakano", weights="random", seed=seed)).parameters())
 
-    monkeypatch.setattr(task, "build_backbone", lambda name, *a, **k: real_build("resnet18", "random"))
+    monkeypatch.setattr(paramviz.tasks.base, "build_backbone", lambda name, *a, **k: real_build("resnet18", "random"))
     torch.manual_seed(123)
     a = first_weight(0)
     torch.rand(5)  # the global RNG moves on between runs

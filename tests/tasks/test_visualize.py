@@ -3,10 +3,12 @@ import json
 import pytest
 import torch
 
+import paramviz.tasks.base
 from paramviz.config import apply_overrides
 from paramviz.errors import ConfigError, OutputExistsError, UnknownNameError
 from paramviz.params import ParamSpec
-from paramviz.tasks.visualize import VisualizeConfig, run_visualize, visualize
+from paramviz.tasks.base import SharedWork
+from paramviz.tasks.visualize import VisualizeConfig, batch_key, run_visualize, visualize, visualize_batch
 
 
 def small(**changes) -> VisualizeConfig:
@@ -43,9 +45,8 @@ def test_config_validation_names_the_value():
 
 
 def test_run_writes_outputs_and_config_round_trips(tmp_path, tiny_backbone, monkeypatch):
-    import paramviz.tasks.visualize as task
 
-    monkeypatch.setattr(task, "build_backbone", lambda *a, **k: tiny_backbone)
+    monkeypatch.setattr(paramviz.tasks.base, "build_backbone", lambda *a, **k: tiny_backbone)
     config = small(thresholds=(3,))
     out = tmp_path / "run"
     run_visualize(config, out)
@@ -72,7 +73,6 @@ def test_real_efficientnet_channel_visualization_gains_activation():
 
 
 def test_backbone_options_reach_the_backbone(tiny_backbone, monkeypatch):
-    import paramviz.tasks.visualize as task
 
     seen = {}
 
@@ -80,6 +80,50 @@ def test_backbone_options_reach_the_backbone(tiny_backbone, monkeypatch):
         seen.update(kwargs, name=name)
         return tiny_backbone
 
-    monkeypatch.setattr(task, "build_backbone", fake_build)
+    monkeypatch.setattr(paramviz.tasks.base, "build_backbone", fake_build)
     visualize(small(backbone="vgg19", backbone_options=("pool=avg",), steps=1))
     assert seen["name"] == "vgg19" and seen["pool"] == "avg"
+
+
+def test_batched_runs_match_the_runs_alone(tiny_backbone):
+    configs = [
+        small(param=ParamSpec("pixel"), seed=0, transforms="jitter:2", steps=8, lr=0.1),
+        small(param=ParamSpec("fourier"), seed=1, transforms="jitter:2", steps=8, lr=0.1),
+        small(param=ParamSpec("fourier", decorrelate=False), seed=2, transforms="jitter:2", steps=8, lr=0.1),
+    ]
+    keys = {batch_key(c) for c in configs}
+    assert len(keys) == 1 and None not in keys
+    batched = visualize_batch(configs, backbone=tiny_backbone)
+    for config, together in zip(configs, batched, strict=True):
+        alone = visualize(config, backbone=tiny_backbone)
+        assert together.batched_with == 3 and together.images.shape == (1, 3, 24, 24)
+        torch.testing.assert_close(together.images, alone.images, atol=1e-5, rtol=1e-4)
+        assert together.render.history == pytest.approx(alone.render.history, rel=1e-4, abs=1e-6)
+        assert together.render.final_terms == pytest.approx(alone.render.final_terms, rel=1e-4, abs=1e-6)
+    assert not torch.allclose(batched[0].images, batched[1].images)
+
+
+def test_batch_key_refuses_what_would_change_results():
+    assert batch_key(small(optimizer="lbfgs")) is None
+    assert batch_key(small(objectives=("conv3:1", "0.1*diversity:conv3"))) is None
+    assert batch_key(small(objectives=("conv3:1@0",))) is None
+    assert batch_key(small(objectives=("conv3:1|2",))) is None
+    assert batch_key(small(seed=1)) == batch_key(small(seed=2))
+    assert batch_key(small(seed=1, weights="random")) != batch_key(small(seed=2, weights="random"))
+    assert batch_key(small(steps=5)) != batch_key(small(steps=6))
+    with pytest.raises(ConfigError, match="cannot share one batch"):
+        visualize_batch([small(), small(optimizer="lbfgs")])
+
+
+def test_shared_work_builds_the_backbone_once(tiny_backbone, monkeypatch):
+    built = []
+
+    def fake_build(name, weights, **kwargs):
+        built.append(name)
+        return tiny_backbone
+
+    monkeypatch.setattr(paramviz.tasks.base, "build_backbone", fake_build)
+    shared = SharedWork()
+    for seed in (0, 1):
+        visualize(small(seed=seed, steps=1), shared=shared)
+    assert len(built) == 1
