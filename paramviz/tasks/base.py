@@ -52,6 +52,11 @@ class Task:
             are recognized by their prefix).
         sweepable: Whether ``paramviz sweep`` can run it (its result has one image per run).
         description: One line for listings.
+        batch_key: ``batch_key(config) -> key | None``: runs with the same key can run together in one
+            optimization with ``run_batch`` and get the results they get alone (``None``: alone).
+        run_batch: ``run_batch(configs, callbacks=(), shared=None) -> [result per config]``.
+        share_key: ``share_key(config) -> key``: runs with the same key share built work (networks, targets);
+            a sweep runs them one after the other.
     """
 
     name: str
@@ -62,6 +67,9 @@ class Task:
     path_keywords: tuple[str, ...] = ("pretrained", "random")
     sweepable: bool = True
     description: str = ""
+    batch_key: Callable[[Any], Hashable | None] | None = None
+    run_batch: Callable[..., list[Any]] | None = None
+    share_key: Callable[[Any], Hashable] | None = None
 
 
 TASKS: Registry[Task] = Registry("task", "choices come from paramviz.tasks.TASKS")

@@ -842,5 +842,6 @@ TASKS.register(
         write=write_outputs,
         path_fields=("content", "styles", "weights", "content_backbone_weights"),
         description="neural style transfer",
+        share_key=setup_key,
     ),
 )

@@ -161,6 +161,14 @@ def build_network(config: VisualizeConfig, shared: SharedWork | None = None) -> 
     )
 
 
+def network_key(config: VisualizeConfig) -> str:
+    """Runs with the same key use the same network (a sweep runs them one after the other)."""
+    fields = ("backbone", "backbone_options", "weights", "trust_checkpoint", "device")
+    data = {name: getattr(config, name) for name in fields}
+    data["seed"] = backbone_seed(config.weights, config.seed)
+    return json.dumps(data, sort_keys=True, default=str)
+
+
 #: Fields in which runs rendered together in one batch may differ (each keeps its own parameterization).
 BATCHED_FIELDS = ("param", "seed")
 
@@ -296,5 +304,8 @@ TASKS.register(
         write=write_outputs,
         path_fields=("weights",),
         description="feature visualization (activation maximization)",
+        batch_key=batch_key,
+        run_batch=visualize_batch,
+        share_key=network_key,
     ),
 )

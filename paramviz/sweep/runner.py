@@ -1,0 +1,374 @@
+"""Run a sweep's arms into a results folder, loss-free and resumable.
+
+Layout of ``DIR``::
+
+    DIR/sweep.toml          the sweep file as run
+    DIR/arms.json           one entry per arm: id, axis values, status done/failed/pending, error
+    DIR/arms/<id>/          image.png, config.toml, metrics.json, as a single run writes them
+
+An arm is written atomically (:class:`~paramviz.io.OutputDir`) and is done when its ``metrics.json`` exists;
+``arms.json`` is replaced atomically after every arm. Killing a sweep (Ctrl-C or ``kill -9``) and running the
+same command again runs only the arms that are not done; finished arms are neither redone nor touched. A
+failing arm is recorded with its error and the sweep goes on (it is tried again by the next run).
+
+Work is shared: backbones and style targets are built once for all arms that use them
+(:class:`~paramviz.tasks.base.SharedWork`), arms that share them run one after the other, and arms that the
+task can batch (feature visualizations that differ only in parameterization and seed) run as one
+optimization, each with its own parameterization.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from paramviz.device import resolve_device
+from paramviz.errors import ConfigError, OutputExistsError
+from paramviz.io import OutputDir
+from paramviz.render import Callback
+from paramviz.sweep.spec import Arm, SweepSpec, expand, load_sweep
+from paramviz.tasks import TASKS, SharedWork, Task
+
+SWEEP_FILE = "sweep.toml"
+ARMS_FILE = "arms.json"
+ARMS_DIR = "arms"
+DONE_FILE = "metrics.json"
+#: What a sweep directory may hold besides the files above: the report's outputs.
+REPORT_ENTRIES = ("metrics.csv", "report.html", "plots")
+STATUSES = ("pending", "done", "failed")
+
+#: Default number of arms rendered in one optimization when the task can batch them.
+DEFAULT_MAX_BATCH = 8
+
+
+@dataclass
+class ArmState:
+    """An arm's entry in ``arms.json``."""
+
+    arm: Arm
+    status: str = "pending"
+    error: str | None = None
+    attempts: int = 0
+    batched_with: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.arm.id,
+            "index": self.arm.index,
+            "axes": self.arm.axes,
+            "status": self.status,
+            "error": self.error,
+            "attempts": self.attempts,
+            "batched_with": self.batched_with,
+        }
+
+
+@dataclass
+class SweepEvent:
+    """What a sweep progress callback sees: arms done, failed and to do, and the arm(s) starting now."""
+
+    done: int
+    failed: int
+    total: int
+    current: Sequence[Arm] = ()
+    finished: bool = False
+
+
+SweepCallback = Callable[[SweepEvent], None]
+
+
+@dataclass
+class SweepSummary:
+    """The outcome of :func:`run_sweep`.
+
+    Attributes:
+        out: The sweep directory.
+        states: Every arm's state, in grid order.
+        ran: Ids of the arms run by this call (not those found done).
+        skipped: Ids of the arms that were already done.
+        groups: How many optimizations this call ran (a batch of arms counts once).
+    """
+
+    out: Path
+    states: list[ArmState]
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    groups: int = 0
+
+    def count(self, status: str) -> int:
+        """Number of arms with ``status``."""
+        return sum(s.status == status for s in self.states)
+
+
+def run_sweep(
+    spec: SweepSpec | str | Path,
+    out: str | Path,
+    *,
+    force: bool = False,
+    device: str | None = None,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    on_progress: SweepCallback | None = None,
+    step_callbacks: Iterable[Callback] = (),
+    shared: SharedWork | None = None,
+) -> SweepSummary:
+    """Run every arm of a sweep that is not done yet into ``out``.
+
+    Args:
+        spec: A parsed sweep, or the path of a sweep file.
+        out: The sweep directory (created; an existing one of the same sweep is resumed).
+        force: Replace a directory that holds another sweep (only the files a sweep writes there).
+        device: Run every arm on this device (not part of the arms' ids).
+        max_batch: Most arms rendered in one optimization (1: every arm alone).
+        on_progress: Called before each group of arms and once at the end.
+        step_callbacks: Render callbacks for the steps of the current arm(s).
+        shared: Work shared across arms (a fresh one by default).
+
+    Raises:
+        ConfigError: An invalid sweep (before any arm runs).
+        OutputExistsError: ``out`` holds something else than this sweep.
+        KeyboardInterrupt: Interrupted; every finished arm is written, the rest stay pending.
+    """
+    if not isinstance(spec, SweepSpec):
+        spec = load_sweep(spec)
+    if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+        raise ConfigError(f"max_batch must be a positive whole number, got {max_batch!r}")
+    arms = expand(spec)
+    if device is not None:
+        resolve_device(device)
+        arms = [Arm(a.id, a.index, a.axes, a.config.replace(device=device)) for a in arms]
+    task = TASKS.get(spec.task)
+    out = prepare_sweep_dir(spec, out, force=force)
+    states = [ArmState(arm) for arm in arms]
+    previous = _read_states(out)
+    for state in states:
+        old = previous.get(state.arm.id, {})
+        state.attempts = int(old.get("attempts", 0) or 0)
+        if arm_done(out, state.arm.id):
+            state.status, state.batched_with = "done", int(old.get("batched_with", 1) or 1)
+        elif old.get("status") == "failed":
+            state.status, state.error = "failed", old.get("error")
+    summary = SweepSummary(out, states, skipped=[s.arm.id for s in states if s.status == "done"])
+    write_arms_json(out, spec, states)
+
+    shared = shared if shared is not None else SharedWork()
+    step_callbacks = list(step_callbacks)
+    todo = [s for s in states if s.status != "done"]
+
+    def report(current: Sequence[Arm] = (), finished: bool = False) -> None:
+        if on_progress is not None:
+            on_progress(
+                SweepEvent(summary.count("done"), summary.count("failed"), len(states), tuple(current), finished)
+            )
+
+    for group in plan_groups(task, todo, max_batch):
+        report([s.arm for s in group])
+        summary.groups += 1
+        for state, outcome in zip(group, _run_group(task, group, shared, step_callbacks), strict=True):
+            state.attempts += 1
+            if isinstance(outcome, Exception):
+                state.status, state.error = "failed", _one_line(outcome)
+            else:
+                write_arm(out, state.arm, task, outcome)
+                state.status, state.error = "done", None
+                state.batched_with = int(getattr(outcome, "batched_with", 1))
+            summary.ran.append(state.arm.id)
+            write_arms_json(out, spec, states)
+    report(finished=True)
+    return summary
+
+
+def plan_groups(task: Task, todo: Sequence[ArmState], max_batch: int) -> list[list[ArmState]]:
+    """The order and batching of the arms to run.
+
+    Arms the task can batch together (same :attr:`Task.batch_key`) form groups of at most ``max_batch``;
+    groups that share work (same :attr:`Task.share_key`) run one after the other, in grid order otherwise.
+    """
+    batches: dict[object, list[list[ArmState]]] = {}
+    order: list[tuple[object, object]] = []
+    for state in todo:
+        key = task.batch_key(state.arm.config) if task.batch_key is not None and max_batch > 1 else None
+        if key is None:
+            order.append((None, [[state]]))
+            continue
+        chunks = batches.setdefault(key, [])
+        if not chunks or len(chunks[-1]) >= max_batch:
+            chunks.append([])
+            order.append((key, len(chunks) - 1))
+        chunks[-1].append(state)
+    groups = [item[0] if k is None else batches[k][item] for k, item in order]
+    if task.share_key is None:
+        return groups
+    first_seen: dict[str, int] = {}
+    keyed = []
+    for position, group in enumerate(groups):
+        share = task.share_key(group[0].arm.config)
+        first_seen.setdefault(share, position)
+        keyed.append((first_seen[share], position, group))
+    return [group for _, _, group in sorted(keyed, key=lambda item: (item[0], item[1]))]
+
+
+def _run_group(task: Task, group: Sequence[ArmState], shared: SharedWork, callbacks: list[Callback]) -> list[Any]:
+    """Each arm's result, or the exception that failed it; a failed batch is retried arm by arm."""
+    configs = [s.arm.config for s in group]
+    if len(group) > 1 and task.run_batch is not None:
+        try:
+            return list(task.run_batch(configs, callbacks, shared=shared))
+        except Exception:  # noqa: BLE001 - find out which arm fails by running them alone
+            pass
+    outcomes: list[Any] = []
+    for config in configs:
+        try:
+            outcomes.append(task.run(config, callbacks, shared=shared))
+        except Exception as exc:  # noqa: BLE001 - one failing arm must not stop the sweep
+            outcomes.append(exc)
+    return outcomes
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if isinstance(exc, (ConfigError, OutputExistsError)) else f"{type(exc).__name__}: {text}"
+
+
+def arm_done(out: Path, arm_id: str) -> bool:
+    """Whether the arm's outputs are complete (its ``metrics.json`` exists)."""
+    return (out / ARMS_DIR / arm_id / DONE_FILE).is_file()
+
+
+def write_arm(out: Path, arm: Arm, task: Task, result: Any) -> Path:
+    """Write an arm's outputs atomically into ``out/arms/<id>``."""
+    target = out / ARMS_DIR / arm.id
+    if target.exists():  # a leftover without metrics.json (never a finished arm): ours to replace
+        shutil.rmtree(target)
+    with OutputDir(target) as arm_out:
+        task.write(result, arm_out)
+    return target
+
+
+def prepare_sweep_dir(spec: SweepSpec, out: str | Path, *, force: bool = False) -> Path:
+    """Create the sweep directory, or check that an existing one holds this sweep (then it is resumed).
+
+    Raises:
+        OutputExistsError: ``out`` is a file, holds files that are not a sweep's, or holds another sweep and
+            ``force`` is not given.
+    """
+    if str(out).strip() == "":
+        raise ConfigError("the sweep directory is empty (''); give a directory path such as --out out/sweep")
+    out = Path(out).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"sweep directory {str(out)!r} exists and is a file; choose a directory path")
+    if out.is_dir() and any(out.iterdir()):
+        foreign = [
+            p.name
+            for p in out.iterdir()
+            if p.name not in (SWEEP_FILE, ARMS_FILE, ARMS_DIR, *REPORT_ENTRIES) and not _is_temporary(p.name)
+        ]
+        if foreign or not (out / ARMS_FILE).is_file():
+            shown = ", ".join(sorted(foreign)[:5]) or "no arms.json"
+            raise OutputExistsError(
+                f"{str(out)!r} is not empty and is not a sweep directory ({shown}); paramviz only resumes or "
+                "replaces directories a sweep wrote: choose an empty or new --out"
+            )
+        previous = _read_sweep_text(out)
+        if previous is not None and _same_sweep(previous, spec):
+            _remove_leftovers(out)
+            return out
+        if not force:
+            raise OutputExistsError(
+                f"{str(out)!r} holds another sweep (its {SWEEP_FILE} differs from {spec.source}); choose another "
+                "--out, or pass --force to replace it"
+            )
+        for name in (SWEEP_FILE, ARMS_FILE, ARMS_DIR, *REPORT_ENTRIES):
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ARMS_DIR).mkdir(exist_ok=True)
+    _atomic_write(out / SWEEP_FILE, spec.text or _spec_text(spec))
+    return out
+
+
+def _same_sweep(previous_text: str, spec: SweepSpec) -> bool:
+    from paramviz.sweep.spec import parse_sweep
+
+    try:
+        previous = parse_sweep(previous_text, folder=spec.folder, source=SWEEP_FILE)
+    except ConfigError:
+        return False
+    return previous.canonical() == spec.canonical()
+
+
+def _read_sweep_text(out: Path) -> str | None:
+    try:
+        return (out / SWEEP_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _is_temporary(name: str) -> bool:
+    """Names of the temporary files and folders this module and OutputDir write (hidden, with a marker)."""
+    return name.startswith(".") and (name.endswith(".tmp") or ".tmp-" in name or ".old-" in name)
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Delete temporary files and folders left by an earlier run that was killed while writing them."""
+    for child in out.iterdir():
+        if _is_temporary(child.name) and child.name.startswith((f".{SWEEP_FILE}.", f".{ARMS_FILE}.")):
+            child.unlink(missing_ok=True)
+    arms = out / ARMS_DIR
+    if not arms.is_dir():
+        arms.mkdir()
+        return
+    for child in arms.iterdir():
+        if _is_temporary(child.name):
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def _read_states(out: Path) -> dict[str, Mapping[str, Any]]:
+    try:
+        data = json.loads((out / ARMS_FILE).read_text(encoding="utf-8"))
+        return {entry["id"]: entry for entry in data.get("arms", []) if isinstance(entry, dict) and "id" in entry}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def write_arms_json(out: Path, spec: SweepSpec, states: Sequence[ArmState]) -> None:
+    """Replace ``arms.json`` atomically with the current state of every arm."""
+    data = {
+        "task": spec.task,
+        "axes": spec.axis_keys,
+        "sweep_file": spec.source,
+        "folder": str(spec.folder),
+        "counts": {status: sum(s.status == status for s in states) for status in STATUSES},
+        "arms": [s.to_json() for s in states],
+    }
+    _atomic_write(out / ARMS_FILE, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _spec_text(spec: SweepSpec) -> str:
+    import tomli_w
+
+    data: dict[str, Any] = {"task": spec.task, "base": spec.base, "axes": spec.axes}
+    if spec.zips:
+        data["zip"] = list(spec.zips)
+    return tomli_w.dumps(data)
