@@ -33,7 +33,7 @@ def sweep_group() -> None:
       [[zip]]                         # optional: keys that vary together
       backbone = ["efficientnet_lite0", "efficientnet_lite1"]
       objectives = [["stage4:12"], ["stage4:12"]]
-    """
+    """  # noqa: D301 (click's \b keeps the example's line breaks)
 
 
 @sweep_group.command("list")
