@@ -1,0 +1,1 @@
+"""Parameterization sweeps: a grid of arms run into one directory, and the report built from it."""
