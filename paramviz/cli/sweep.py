@@ -138,8 +138,14 @@ def run_command(sweep_file: Path, out: Path, force: bool, device: str | None, ma
 
 @sweep_group.command("report")
 @click.argument("sweep_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--rows", default=None, help="Axis key for the rows of the image contact sheet.")
-@click.option("--cols", default=None, help="Axis key for the columns of the image contact sheet.")
+@click.option(
+    "--rows", default=None, help="Axis key(s), comma-separated, for the rows of the image contact sheet."
+)
+@click.option(
+    "--cols",
+    default=None,
+    help="Axis key(s), comma-separated, for its columns (default: the axis with the most values; seeds side by side).",
+)
 @click.option(
     "--annotate",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -151,4 +157,4 @@ def report_command(sweep_dir: Path, rows: str | None, cols: str | None, annotate
     from paramviz.sweep.report import build_report
 
     paths = build_report(sweep_dir, rows=rows, cols=cols, annotate=annotate)
-    click.echo(f"wrote {paths.csv} and {paths.html}")
+    click.echo(f"wrote {paths.metrics_csv}, {len(paths.plots)} plots and {paths.html}")
