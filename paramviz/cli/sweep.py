@@ -138,9 +138,7 @@ def run_command(sweep_file: Path, out: Path, force: bool, device: str | None, ma
 
 @sweep_group.command("report")
 @click.argument("sweep_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--rows", default=None, help="Axis key(s), comma-separated, for the rows of the image contact sheet."
-)
+@click.option("--rows", default=None, help="Axis key(s), comma-separated, for the rows of the image contact sheet.")
 @click.option(
     "--cols",
     default=None,

@@ -170,3 +170,17 @@ def test_a_directory_of_another_sweep_or_of_other_files_is_refused(basic_sweep, 
     with pytest.raises(OutputExistsError, match="not a sweep directory"):
         run_sweep(basic_sweep, foreign, force=True)
     assert (foreign / "data.csv").read_text() == "keep me" and sorted(os.listdir(foreign)) == ["data.csv"]
+
+
+def test_a_real_sweep_gives_a_report_with_every_arm(basic_sweep, tmp_path):
+    from paramviz.sweep.report import build_report
+
+    out = tmp_path / "out"
+    summary = run_sweep(basic_sweep, out)
+    paths = build_report(out)
+    rows = paths.metrics_csv.read_text().strip().splitlines()
+    assert len(rows) == 1 + len(summary.states)
+    html = paths.html.read_text()
+    assert html.count("data:image/png;base64,") >= len(summary.states)
+    summary = run_sweep(basic_sweep, out)  # the report's files do not stop a resume
+    assert summary.ran == []
