@@ -118,19 +118,6 @@ def value_key(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def format_value(value: Any) -> str:
-    """An axis value as a label: lists joined with ``", "``, booleans as TOML writes them."""
-    if isinstance(value, (list, tuple)):
-        return ", ".join(format_value(v) for v in value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "none"
-    if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
-
-
 def _finite(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -145,7 +132,7 @@ def _corrupt(path: Path, what: str) -> ConfigError:
     )
 
 
-def load_sweep(sweep_dir: str | Path) -> Sweep:
+def read_sweep_dir(sweep_dir: str | Path) -> Sweep:
     """Read ``arms.json`` and every arm's files from a sweep directory.
 
     Raises:

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from paramviz.sweep.collect import Sweep, format_value, value_key
+from paramviz.sweep.collect import Sweep, value_key
+from paramviz.sweep.spec import format_value
 from paramviz.sweep.tables import METRIC_DIRECTIONS, group_arms, stats_of, value_columns
 
 if TYPE_CHECKING:

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paramviz.errors import ConfigError, ImageError, UnknownNameError
-from paramviz.sweep.collect import SEED_AXIS, Arm, Sweep, format_value, load_annotations, load_sweep
+from paramviz.sweep.collect import SEED_AXIS, Arm, Sweep, load_annotations, read_sweep_dir
 from paramviz.sweep.collect import annotate as join_annotations
 from paramviz.sweep.plots import write_plots
+from paramviz.sweep.spec import format_value
 from paramviz.sweep.tables import (
     DDOF,
     METRIC_DIRECTIONS,
@@ -170,7 +171,7 @@ def build_report(
             cannot be written there.
         UnknownNameError: ``rows`` or ``cols`` names an axis the sweep does not have.
     """
-    sweep = load_sweep(sweep_dir)
+    sweep = read_sweep_dir(sweep_dir)
     layout = resolve_layout(sweep, rows, cols)
     annotated = annotate is not None
     if annotate is not None:

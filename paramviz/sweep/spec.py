@@ -100,11 +100,15 @@ class SweepSpec:
 
 
 def format_value(value: Any) -> str:
-    """A short label for an axis value (lists are joined with ``", "``)."""
+    """An axis value as a label: lists joined with ``", "``, booleans as TOML writes them."""
     if isinstance(value, (list, tuple)):
         return ", ".join(format_value(v) for v in value)
     if isinstance(value, bool):
         return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
     return str(value)
 
 

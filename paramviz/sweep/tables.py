@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from paramviz.sweep.collect import SEED_AXIS, Arm, Sweep, format_value, value_key
+from paramviz.sweep.collect import SEED_AXIS, Arm, Sweep, value_key
+from paramviz.sweep.spec import format_value
 
 #: Degrees of freedom removed in the standard deviation over seeds (sample standard deviation).
 DDOF = 1

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from paramviz.errors import ConfigError
-from paramviz.sweep.collect import ANNOTATION_COLUMNS, arm_layer, format_value, load_sweep, value_key
+from paramviz.sweep.collect import ANNOTATION_COLUMNS, arm_layer, read_sweep_dir, value_key
+from paramviz.sweep.spec import format_value
 from paramviz.tasks.robustness import COLUMNS
 
 
@@ -39,11 +40,11 @@ def test_arms_axes_must_match_the_axes_list(tmp_path):
     arms = [{"id": "a", "axes": {"seed": 0, "lr": 0.1}, "status": "done", "error": None}]
     (tmp_path / "arms.json").write_text(json.dumps({"task": "visualize", "axes": ["seed"], "arms": arms}))
     with pytest.raises(ConfigError, match="arm 'a' has axis 'lr' not in 'axes'"):
-        load_sweep(tmp_path)
+        read_sweep_dir(tmp_path)
     arms = [{"id": "a", "axes": {"seed": 0}, "status": "done"}, {"id": "a", "axes": {"seed": 1}, "status": "done"}]
     (tmp_path / "arms.json").write_text(json.dumps({"task": "visualize", "axes": ["seed"], "arms": arms}))
     with pytest.raises(ConfigError, match="arm 'a' is listed twice"):
-        load_sweep(tmp_path)
+        read_sweep_dir(tmp_path)
 
 
 def test_values_keep_grid_order_and_metrics_are_collected(tmp_path):
@@ -55,7 +56,7 @@ def test_values_keep_grid_order_and_metrics_are_collected(tmp_path):
     (tmp_path / "arms" / "a1").mkdir(parents=True)
     metrics = {"final_loss": -2.0, "metrics": {"hf_energy": 0.1, "bad": "x", "nan": None}, "metrics_extra": {"e": 1}}
     (tmp_path / "arms" / "a1" / "metrics.json").write_text(json.dumps(metrics))
-    sweep = load_sweep(tmp_path)
+    sweep = read_sweep_dir(tmp_path)
     assert sweep.values("objectives") == [["b"], ["a"]] and sweep.values("seed") == [0, 1]
     assert sweep.metric_names == ["hf_energy", "e"]
     a1 = sweep.arms[1]

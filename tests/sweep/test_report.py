@@ -13,7 +13,7 @@ import tomli_w
 from PIL import Image
 
 from paramviz.errors import ConfigError, ParamvizError, UnknownNameError
-from paramviz.sweep.collect import load_sweep
+from paramviz.sweep.collect import read_sweep_dir
 from paramviz.sweep.report import build_report, resolve_layout
 from paramviz.tasks.robustness import COLUMNS, rows_to_csv
 
@@ -342,7 +342,7 @@ def test_one_seed_shows_the_value_without_a_spread(tmp_path, visualize_sweep):
 
 # --- contact sheet ------------------------------------------------------------------------------------------
 def test_default_layout_puts_the_axis_with_most_values_in_columns(visualize_sweep):
-    layout = resolve_layout(load_sweep(visualize_sweep))
+    layout = resolve_layout(read_sweep_dir(visualize_sweep))
     assert (layout.rows, layout.cols, layout.inner) == (("param.name",), ("transforms",), ("seed",))
     sheet = parse(build_report(visualize_sweep).html).tables["images"][0]
     assert [text for text, _ in sheet[0][1:]] == [f"transforms = {t}" for t in TRANSFORMS]
@@ -350,7 +350,7 @@ def test_default_layout_puts_the_axis_with_most_values_in_columns(visualize_swee
 
 
 def test_rows_and_cols_choose_the_sheet_layout(visualize_sweep):
-    sweep = load_sweep(visualize_sweep)
+    sweep = read_sweep_dir(visualize_sweep)
     layout = resolve_layout(sweep, rows="transforms")
     assert (layout.rows, layout.cols, layout.inner) == (("transforms",), ("param.name",), ("seed",))
     layout = resolve_layout(sweep, cols="param.name,seed")
