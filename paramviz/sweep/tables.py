@@ -165,3 +165,23 @@ def format_stat(stat: Stat | None) -> str:
 def has_seeds(sweep: Sweep) -> bool:
     """Whether the sweep has a replicate (``seed``) axis."""
     return SEED_AXIS in sweep.axes
+
+
+def summary_text(sweep: Sweep, columns: Sequence[str] | None = None) -> str:
+    """The metric table as plain text: one line per combination of the non-seed axes, ``mean ± std`` cells.
+
+    Args:
+        sweep: The sweep directory, read.
+        columns: The value columns to show (default: every metric, then the run fields).
+    """
+    groups = summarize(sweep)
+    columns = [c for c in (columns or value_columns(sweep)) if any(c in g.stats for g in groups)]
+    axes = sweep.non_seed_axes
+    header = [*axes, "n", *columns]
+    rows = [
+        [*(format_value(g.axes[a]) for a in axes), str(g.n_done), *(format_stat(g.stats.get(c)) for c in columns)]
+        for g in groups
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+    return "\n".join(lines)
