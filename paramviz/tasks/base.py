@@ -10,15 +10,19 @@ import platform
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import torch
 from torch import nn
 
 from paramviz.backbones import Backbone, build_backbone
 from paramviz.config import ConfigBase, check_seed
+from paramviz.errors import ConfigError
 from paramviz.registry import Registry
 from paramviz.render import RenderResult
+
+if TYPE_CHECKING:
+    from paramviz.metrics import MetricContext
 
 T = TypeVar("T")
 
@@ -177,3 +181,63 @@ def run_metrics(
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
+
+
+@dataclass(frozen=True)
+class MetricsConfig(ConfigBase):
+    """Which image metrics a run measures on its final images (:mod:`paramviz.metrics`, ``docs/metrics.md``).
+
+    Attributes:
+        names: Metric names; ``None`` (the default): every metric of the task that applies to the run (e.g.
+            ``transfer`` only with a class-logit objective); an empty list: none.
+        referee: Style transfer: the network that judges style and content distances (not the optimized one).
+        transfer_networks: Feature visualization: the networks ``transfer`` measures the target class on.
+    """
+
+    names: tuple[str, ...] | None = None
+    referee: str = "efficientnet_lite1"
+    transfer_networks: tuple[str, ...] = ("efficientnet_lite1", "efficientnet_lite2")
+
+    def __post_init__(self) -> None:
+        from paramviz.metrics import METRICS
+
+        for name in self.names or ():
+            METRICS.get(name)  # UnknownNameError with close matches
+        if not isinstance(self.referee, str) or not self.referee:
+            raise ConfigError(f"metrics.referee must be a backbone name, got {self.referee!r}")
+
+
+def metric_context(
+    task: str, config: MetricsConfig, *, device: object, shared: SharedWork | None = None, **parts: Any
+) -> MetricContext:
+    """The :class:`~paramviz.metrics.MetricContext` of a run, checked before any work.
+
+    Raises:
+        ConfigError: A metric named in ``config.names`` that cannot apply to this run (e.g. ``transfer`` without
+            a class-logit objective), found before step 1 rather than after the run.
+    """
+    from paramviz.metrics import METRICS, MetricContext
+
+    context = MetricContext(
+        task,
+        referee=config.referee,
+        transfer_networks=config.transfer_networks,
+        device=device,
+        cache=shared.metric_cache if shared is not None else {},
+        **parts,
+    )
+    for name in config.names or ():
+        reason = METRICS.get(name).why_not(context)
+        if reason is not None:
+            raise ConfigError(f"metric {name!r} does not apply to this {task} run: {reason}")
+    return context
+
+
+def measure(images: torch.Tensor, context: MetricContext, config: MetricsConfig) -> dict[str, dict]:
+    """The image metrics of ``images`` as ``metrics.json`` fields (``metrics``, ``metrics_per_image``, ...)."""
+    from paramviz.metrics import MetricValues, compute_metrics
+
+    if config.names is not None and not config.names:
+        return MetricValues().to_json()
+    with torch.no_grad():
+        return compute_metrics(images.detach().cpu(), context, config.names).to_json()

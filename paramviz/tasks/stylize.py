@@ -59,7 +59,17 @@ from paramviz.objectives.style import (
 )
 from paramviz.params import ParamSpec, build_param
 from paramviz.render import Callback, RenderResult, render
-from paramviz.tasks.base import TASKS, SharedWork, Task, backbone_seed, run_metrics, seeded_backbone
+from paramviz.tasks.base import (
+    TASKS,
+    MetricsConfig,
+    SharedWork,
+    Task,
+    backbone_seed,
+    measure,
+    metric_context,
+    run_metrics,
+    seeded_backbone,
+)
 from paramviz.tasks.colors import COLOR_MODES, luminance_only_inputs, transfer_colors
 from paramviz.tasks.style_presets import (
     OPTIMIZER_PRESETS,
@@ -141,6 +151,8 @@ class StyleConfig(ConfigBase):
         seed: Seed of the initial image and of the transform draws.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
         thresholds: Steps at which a snapshot image is saved (the last step always is).
+        metrics: Image metrics measured on the output (``metrics.json``'s "metrics"); the style and content
+            distances are judged by ``metrics.referee``, a network other than the optimized one.
     """
 
     content: str = ""
@@ -177,6 +189,7 @@ class StyleConfig(ConfigBase):
     seed: int = 0
     device: str = "auto"
     thresholds: tuple[int, ...] = ()
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def __post_init__(self) -> None:
         for name in ("size", "steps"):
@@ -319,9 +332,9 @@ class StyleResult:
         snapshots: Output images at the thresholds, keyed by step, after colour preservation.
         initial_terms: Each term on the initial image, without transforms.
         final_terms: Each term on the final image, without transforms.
-        measured: Image metrics of the output (:mod:`paramviz.metrics`): ``metrics.json``'s "metrics".
-        measured_per_image: The same per image.
-        measured_extra: Further measured values (e.g. the spectra of the style and content images).
+        measured: Image metrics of the output (:mod:`paramviz.metrics`) as ``metrics.json`` fields:
+            ``metrics`` (with the spectra of the style and content images), ``metrics_per_image``,
+            ``metrics_skipped``.
     """
 
     config: StyleConfig
@@ -333,9 +346,7 @@ class StyleResult:
     snapshots: dict[int, torch.Tensor]
     initial_terms: dict[str, float]
     final_terms: dict[str, float]
-    measured: dict[str, float] = field(default_factory=dict)
-    measured_per_image: dict[str, list[float]] = field(default_factory=dict)
-    measured_extra: dict[str, float] = field(default_factory=dict)
+    measured: dict[str, dict] = field(default_factory=dict)
 
     @property
     def images(self) -> torch.Tensor:
@@ -383,9 +394,9 @@ class StyleResult:
             "term_history": r.term_history,
             "loss_history": r.history,
             "output_size": list(self.image.shape[-2:]),
-            "metrics": dict(self.measured),
-            "metrics_per_image": dict(self.measured_per_image),
-            "metrics_extra": dict(self.measured_extra),
+            "metrics": {},
+            "metrics_per_image": {},
+            **self.measured,
         }
 
 
@@ -562,7 +573,18 @@ def _recolor(config: StyleConfig, image: torch.Tensor, content_rgb: torch.Tensor
 # --- the task, in parts ------------------------------------------------------------------------------
 #: Fields that only shape the optimization, not the networks, inputs or targets: runs that differ only in
 #: these share one :class:`StyleSetup` (the seed too, unless random weights make it pick the network).
-RUN_FIELDS = ("param", "transforms", "init", "steps", "optimizer", "lr", "seed", "thresholds", "tv_weight")
+RUN_FIELDS = (
+    "param",
+    "transforms",
+    "init",
+    "steps",
+    "optimizer",
+    "lr",
+    "seed",
+    "thresholds",
+    "tv_weight",
+    "metrics",
+)
 
 
 @dataclass
@@ -571,6 +593,7 @@ class StyleSetup:
 
     Attributes:
         content_rgb: The content image (1, 3, H, W) as loaded (used to recolour the result).
+        styles_rgb: The style images as loaded (the metrics compare the result with them).
         content_in: The content image the losses see (luminance only with ``original_colors="luminance"``).
         styles_in: The style images the losses see.
         backbone: The main network.
@@ -581,6 +604,7 @@ class StyleSetup:
     """
 
     content_rgb: torch.Tensor
+    styles_rgb: list[torch.Tensor]
     content_in: torch.Tensor
     styles_in: list[torch.Tensor]
     backbone: Backbone
@@ -675,11 +699,13 @@ def prepare_style(
     if content_keys:
         terms.append(content_objective(net, content_in, content_keys, names=content_names))
     losses = sum(terms[1:], terms[0]).to(device) if terms else None
-    return StyleSetup(content_rgb, content_in, list(styles_in), backbone, net, losses, content_keys)
+    return StyleSetup(content_rgb, list(styles), content_in, list(styles_in), backbone, net, losses, content_keys)
 
 
-def render_style(config: StyleConfig, setup: StyleSetup, callbacks: Iterable[Callback] = ()) -> StyleResult:
-    """Optimize the image of a (resolved) config against a prepared :class:`StyleSetup`."""
+def render_style(
+    config: StyleConfig, setup: StyleSetup, callbacks: Iterable[Callback] = (), shared: SharedWork | None = None
+) -> StyleResult:
+    """Optimize the image of a (resolved) config against a prepared :class:`StyleSetup`, then measure it."""
     config = config.resolve()
     device = resolve_device(config.device)
     terms = [setup.losses] if setup.losses is not None else []
@@ -702,6 +728,16 @@ def render_style(config: StyleConfig, setup: StyleSetup, callbacks: Iterable[Cal
     if setup.content_keys and len(transforms.ops) > 0:
         render_net = _ReplayContent(net, transforms, setup.content_in, setup.content_keys)
 
+    context = metric_context(
+        "style",
+        config.metrics,
+        device=device,
+        shared=shared,
+        backbone=net,
+        content=setup.content_rgb,
+        styles=setup.styles_rgb,
+        style_blend=config.style_blend,
+    )
     init = initial_image(config, setup.content_in)
     param = build_param(config.param, tuple(setup.content_rgb.shape[-2:]), batch=1, seed=config.seed, init=init)
     with torch.no_grad():
@@ -722,16 +758,18 @@ def render_style(config: StyleConfig, setup: StyleSetup, callbacks: Iterable[Cal
     )
     final_terms = evaluate_terms(objective, net, result.image)
     snapshots = {step: _recolor(config, img, setup.content_rgb) for step, img in result.images.items()}
+    image = snapshots[max(snapshots)]
     return StyleResult(
         config=config,
         render=result,
         objective=objective,
         backbone=net,
         device=str(device),
-        image=snapshots[max(snapshots)],
+        image=image,
         snapshots=snapshots,
         initial_terms=initial_terms,
         final_terms=final_terms,
+        measured=measure(image, context, config.metrics),
     )
 
 
@@ -768,7 +806,7 @@ def stylize(
         setup = shared.get(("style-setup", setup_key(config)), prepare)
     else:
         setup = prepare()
-    return render_style(config, setup, callbacks)
+    return render_style(config, setup, callbacks, shared)
 
 
 def write_outputs(result: StyleResult, out: OutputDir) -> None:

@@ -18,7 +18,17 @@ from paramviz.objectives import Objective, parse_objectives, required_batch
 from paramviz.objectives.base import images_are_independent
 from paramviz.params import ParamBatch, ParamSpec, build_param
 from paramviz.render import OPTIMIZERS, Callback, RenderResult, render
-from paramviz.tasks.base import TASKS, SharedWork, Task, backbone_seed, run_metrics, seeded_backbone
+from paramviz.tasks.base import (
+    TASKS,
+    MetricsConfig,
+    SharedWork,
+    Task,
+    backbone_seed,
+    measure,
+    metric_context,
+    run_metrics,
+    seeded_backbone,
+)
 from paramviz.transforms import build_transforms
 
 
@@ -43,6 +53,7 @@ class VisualizeConfig(ConfigBase):
         seed: Seed of the parameter init and the transform draws.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
         thresholds: Steps at which a snapshot image is saved (the last step always is).
+        metrics: Image metrics measured on the final images (``metrics.json``'s "metrics").
     """
 
     backbone: str = "efficientnet_lite0"
@@ -60,6 +71,7 @@ class VisualizeConfig(ConfigBase):
     seed: int = 0
     device: str = "auto"
     thresholds: tuple[int, ...] = ()
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def __post_init__(self) -> None:
         for name in ("size", "batch", "steps"):
@@ -93,8 +105,8 @@ class VisualizeResult:
         objective: The objective.
         backbone: The network.
         device: Where it ran.
-        measured: Image metrics of the final images (:mod:`paramviz.metrics`): ``metrics.json``'s "metrics".
-        measured_per_image: The same per image.
+        measured: Image metrics of the final images (:mod:`paramviz.metrics`) as ``metrics.json`` fields:
+            ``metrics`` (name -> mean over the batch), ``metrics_per_image``, ``metrics_skipped``.
         batched_with: How many runs shared the optimization (1: alone).
     """
 
@@ -103,8 +115,7 @@ class VisualizeResult:
     objective: Objective
     backbone: Backbone
     device: str
-    measured: dict[str, float] = field(default_factory=dict)
-    measured_per_image: dict[str, list[float]] = field(default_factory=dict)
+    measured: dict[str, dict] = field(default_factory=dict)
     batched_with: int = 1
 
     @property
@@ -121,8 +132,9 @@ class VisualizeResult:
             "final_loss_per_image": list(r.final_losses),
             "terms": r.final_terms,
             "batched_with": self.batched_with,
-            "metrics": dict(self.measured),
-            "metrics_per_image": dict(self.measured_per_image),
+            "metrics": {},
+            "metrics_per_image": {},
+            **self.measured,
         }
 
 
@@ -188,6 +200,7 @@ def batch_key(config: VisualizeConfig) -> str | None:
         return None
     data = config.to_dict()
     data.pop("param")
+    data.pop("metrics", None)  # measured per run after the render
     if backbone_seed(config.weights, config.seed) is None:
         data.pop("seed")
     return json.dumps(data, sort_keys=True)
@@ -246,6 +259,10 @@ def visualize_batch(
     params = [build_param(c.param, size, batch=c.batch, seed=c.seed) for c in configs]
     param = params[0] if len(params) == 1 else ParamBatch(params)
     seeds = first.seed if len(configs) == 1 else [c.seed for c in configs]
+    contexts = [
+        metric_context("visualize", c.metrics, device=device, shared=shared, objective=objective, backbone=backbone)
+        for c in configs
+    ]
     result = render(
         param,
         build_transforms(first.transforms),
@@ -259,11 +276,18 @@ def visualize_batch(
         seed=seeds,
         device=device,
     )
-    if len(configs) == 1:
-        return [VisualizeResult(first, result, objective, backbone, str(device))]
+    renders = [result] if len(configs) == 1 else [result.split(i) for i in range(len(configs))]
     return [
-        VisualizeResult(c, result.split(i), objective, backbone, str(device), batched_with=len(configs))
-        for i, c in enumerate(configs)
+        VisualizeResult(
+            c,
+            r,
+            objective,
+            backbone,
+            str(device),
+            measured=measure(r.image, context, c.metrics),
+            batched_with=len(configs),
+        )
+        for c, r, context in zip(configs, renders, contexts, strict=True)
     ]
 
 

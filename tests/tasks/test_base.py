@@ -90,3 +90,31 @@ def test_shared_work_drops_the_least_recently_used():
 
 def test_import_paramviz_render_is_the_module():
     assert callable(paramviz.render.render) and paramviz.render.__name__ == "paramviz.render"
+
+
+def test_every_run_measures_its_image_metrics(tmp_path):
+    from paramviz.metrics import metric_names
+
+    output_of("visualize", CONFIGS["visualize"], tmp_path)
+    metrics = json.loads((tmp_path / "run-0" / "metrics.json").read_text())
+    assert set(metrics["metrics"]) == set(metric_names("visualize")) - {"transfer"}
+    assert "transfer" in metrics["metrics_skipped"]  # no class-logit objective
+    assert 0 <= metrics["metrics"]["hf_energy"] <= 1
+
+
+def test_a_named_metric_that_cannot_apply_is_refused_before_the_run():
+    from paramviz.errors import ConfigError
+    from paramviz.tasks.base import MetricsConfig
+    from paramviz.tasks.visualize import visualize
+
+    config = CONFIGS["visualize"].replace(metrics=MetricsConfig(names=("transfer",)), steps=10**6)
+    with pytest.raises(ConfigError, match="metric 'transfer' does not apply"):
+        visualize(config)  # a million steps would not finish: it must fail before step 1
+
+
+def test_no_metrics_when_the_list_is_empty(tmp_path):
+    from paramviz.tasks.base import MetricsConfig
+    from paramviz.tasks.visualize import visualize
+
+    result = visualize(CONFIGS["visualize"].replace(metrics=MetricsConfig(names=())))
+    assert result.metrics()["metrics"] == {}
