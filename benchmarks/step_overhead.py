@@ -1,13 +1,15 @@
 """Overhead of one paramviz optimization step over the bare network cost.
 
 Bare cost: the same network truncated at the layer (torchvision's FX feature extractor, no paramviz code),
-forward of a leaf input batch plus backward to that input. paramviz step: parameterization -> transform
-stack -> Backbone (hooks, early stop) -> objective -> backward -> Adam update. Both are timed in the same
-process, interleaved, and the ratio of medians is printed, against the bare network at the rendered size and
-at the size the transforms hand the network (lucid's pad and crops make 224 px into 236 px). Target: <= 1.15
-for fourier + lucid on EfficientNet-Lite0 at 224 px on CPU.
+forward of a leaf input batch plus backward to that input. paramviz step: ``render()`` itself (parameterization
+-> transform stack -> Backbone (hooks, early stop) -> objective -> backward -> Adam update -> step record),
+timed per step by a callback (CUDA synchronized around each step). Both are timed in the same process,
+interleaved in rounds, and the ratio of medians is printed, against the bare network at the rendered size and
+at the size the transforms hand the network (lucid's pad and crops make 224 px into 236 px). Targets (issue
+10): <= 1.10 at the fed size at 224 px and <= 1.25 at 128 px (fourier + lucid), pixel + none <= 1.05.
 
     python benchmarks/step_overhead.py --backbone efficientnet_lite0 --layer stage4 --size 224
+    python benchmarks/step_overhead.py --backbone resnet50 --layer layer2 --size 128 --batch 4 --device cuda
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import torch
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from paramviz.backbones import build_backbone
+from paramviz.device import resolve_device
 from paramviz.objectives import Channel
 from paramviz.params import ParamSpec, build_param
-from paramviz.render import INPUT_KEY
+from paramviz.render import StepRecord, render
 from paramviz.transforms import build_transforms
 
 
@@ -60,77 +63,118 @@ def bare_step(network: torch.nn.Module, x: torch.Tensor) -> None:
     network(x)[:, 0].mean().neg().backward()
 
 
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class StepTimer:
+    """A render callback that records each step's wall time (CUDA synchronized around each step)."""
+
+    def __init__(self, device: torch.device, skip: int) -> None:
+        self.device, self.skip = device, skip
+        self.times: list[float] = []
+        self.last: float | None = None
+
+    def __call__(self, record: StepRecord) -> None:
+        synchronize(self.device)
+        now = time.perf_counter()
+        if self.last is not None and record.step > self.skip:
+            self.times.append(now - self.last)
+        self.last = now
+
+
+def time_render(bb, objective, param_name, transforms_name, size, batch, steps, skip, device) -> list[float]:
+    """Per-step times of ``render()`` itself (the first ``skip`` steps are warm-up)."""
+    param = build_param(ParamSpec(param_name), (size, size), batch=batch, seed=0)
+    timer = StepTimer(device, skip)
+    synchronize(device)
+    render(param, build_transforms(transforms_name), bb, objective, steps=steps, callbacks=[timer], device=device)
+    return timer.times
+
+
+def time_bare(network, batch, side, steps, skip, device) -> list[float]:
+    x = torch.rand(batch, 3, side, side, device=device, requires_grad=True)
+    times = []
+    for i in range(steps):
+        synchronize(device)
+        start = time.perf_counter()
+        bare_step(network, x)
+        synchronize(device)
+        if i >= skip:
+            times.append(time.perf_counter() - start)
+    return times
+
+
 @click.command()
 @click.option("--backbone", default="efficientnet_lite0", show_default=True)
+@click.option("--weights", default=None, help="Default: pretrained for efficientnet_lite*, else random.")
 @click.option("--layer", default="stage4", show_default=True)
 @click.option("--size", default=224, show_default=True)
 @click.option("--batch", default=1, show_default=True)
-@click.option("--repeats", default=30, show_default=True, help="Timed steps per configuration.")
-@click.option("--arm", "arms", multiple=True, help="param/transforms pairs, e.g. fourier/lucid (repeatable).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--param", "params", multiple=True, help="Parameterization(s) (default: fourier and pixel).")
+@click.option("--transforms", "transforms_list", multiple=True, help="Transform stack(s) (default: lucid, none).")
+@click.option("--arm", "arms", multiple=True, help="Explicit param/transforms pairs, e.g. fourier/lucid.")
+@click.option("--steps", default=12, show_default=True, help="Timed steps per render call.")
+@click.option("--rounds", default=3, show_default=True, help="Render calls per arm, interleaved with the bare runs.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
 def main(
-    backbone: str, layer: str, size: int, batch: int, repeats: int, arms: tuple[str, ...], threads: int | None
+    backbone: str,
+    weights: str | None,
+    layer: str,
+    size: int,
+    batch: int,
+    device: str,
+    params: tuple[str, ...],
+    transforms_list: tuple[str, ...],
+    arms: tuple[str, ...],
+    steps: int,
+    rounds: int,
+    threads: int | None,
 ) -> None:
-    """Print the median step time of each arm and its ratio to the bare forward+backward."""
+    """Print the median step time of render() for each arm and its ratio to the bare forward+backward."""
     if threads:
         torch.set_num_threads(threads)
+    dev = resolve_device(device)
     torch.manual_seed(0)
-    bb = build_backbone(backbone, "pretrained" if backbone == "efficientnet_lite0" else "random")
+    weights = weights or ("pretrained" if backbone.startswith("efficientnet_lite") else "random")
+    bb = build_backbone(backbone, weights).to(dev)
     path = bb.resolve(layer)
-    bare_network = truncated_network(bb.model, path).eval()
+    bare_network = truncated_network(bb.model, path).eval().to(dev)
     with torch.no_grad():  # the cut must compute exactly the layer paramviz returns
-        probe = torch.rand(1, 3, size, size)
-        if not torch.allclose(bare_network(bb.normalize(probe)), bb(probe, [layer])[layer], atol=1e-5):
+        probe = torch.rand(1, 3, size, size, device=dev)
+        if not torch.allclose(bare_network(bb.normalize(probe)), bb(probe, [layer])[layer], atol=1e-4):
             raise SystemExit(f"the bare truncated network does not reproduce layer {layer!r}")
-    arms = arms or ("fourier/lucid", "fourier/none", "pixel/none")
+    if not arms:
+        arms = tuple(
+            f"{p}/{t}" for p in (params or ("fourier", "pixel")) for t in (transforms_list or ("lucid", "none"))
+        )
     objective = Channel(layer, 0)
-    runners = {}
-    seen_size: dict[str, int] = {}
-    for arm in arms:
-        param_name, transforms_name = arm.split("/")
-        param = build_param(ParamSpec(param_name), (size, size), batch=batch, seed=0)
-        transforms = build_transforms(transforms_name)
-        seen_size[arm] = transforms.output_size((size, size))[0]
-        opt = torch.optim.Adam(param.parameters(), lr=0.05)
-
-        def step(param=param, transforms=transforms, opt=opt) -> None:
-            opt.zero_grad(set_to_none=True)
-            image = transforms(param())
-            features = bb(image, [layer])
-            features[INPUT_KEY] = image
-            total, _ = objective.evaluate(features)
-            total.sum().backward()
-            opt.step()
-
-        runners[arm] = step
-    # Bare cost at the rendered size, and at the size the network really sees after the transforms (padding
-    # and crops change it: lucid turns 224 into 236), so the ratio can be split into "bigger input" and
-    # "paramviz machinery". Normalization is left out of the bare step: it is part of paramviz's overhead.
+    skip = 2
+    seen_size = {arm: build_transforms(arm.split("/")[1]).output_size((size, size))[0] for arm in arms}
+    times: dict[str, list[float]] = {arm: [] for arm in arms}
     for side in sorted({size, *seen_size.values()}):
-        x = torch.rand(batch, 3, side, side, requires_grad=True)
-        runners[f"bare@{side}"] = lambda x=x: bare_step(bare_network, x)
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    for fn in runners.values():  # warm-up
-        for _ in range(3):
-            fn()
-    for _ in range(repeats):
-        for name, fn in runners.items():  # interleaved so drifts in machine load hit every arm alike
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+        times[f"bare@{side}"] = []
+    for _ in range(rounds):  # interleaved so drifts in machine load hit every arm alike
+        for arm in arms:
+            param_name, transforms_name = arm.split("/")
+            times[arm] += time_render(bb, objective, param_name, transforms_name, size, batch, steps + skip, skip, dev)
+        for side in sorted({size, *seen_size.values()}):
+            times[f"bare@{side}"] += time_bare(bare_network, batch, side, steps + skip, skip, dev)
     bare = statistics.median(times[f"bare@{size}"])
     print(
-        f"backbone={backbone} layer={layer} ({path}) size={size} batch={batch} repeats={repeats} "
-        f"threads={torch.get_num_threads()} torch={torch.__version__}"
+        f"backbone={backbone} ({weights}) layer={layer} ({path}) size={size} batch={batch} device={dev} "
+        f"steps={rounds}x{steps} threads={torch.get_num_threads()} torch={torch.__version__}"
     )
     print(f"{'arm':18s} {'net input':>9s} {'median ms':>10s} {'ratio':>7s} {'ratio@same input':>17s}")
-    for name in runners:
-        median = statistics.median(times[name])
+    for name, values in times.items():
+        median = statistics.median(values)
         side = seen_size.get(name, int(name.split("@")[-1]) if name.startswith("bare@") else size)
         same = median / statistics.median(times[f"bare@{side}"])
         print(f"{name:18s} {side:9d} {median * 1000:10.1f} {median / bare:7.3f} {same:17.3f}")
     print("ratio: against the bare network at the rendered size; ratio@same input: against the bare network on")
-    print("an input of the size the transforms hand it (the overhead of paramviz itself).")
+    print("an input of the size the transforms hand it (the overhead of paramviz itself). Arms time render().")
 
 
 if __name__ == "__main__":
