@@ -30,13 +30,13 @@ PARTS = {
     "visualize": (
         "demo_visualize.toml",
         "objectives,transforms",
-        "param.name",
+        "param.name + param.decorrelate",
         ("hf_energy", "checkerboard", "spectral_slope", "transform_robustness", "transfer"),
     ),
     "style": (
         "demo_style.toml",
         "transforms",
-        "param.name",
+        "param.name + param.decorrelate",
         ("style_distance", "content_distance", "ssim_content", "hf_energy", "spectral_slope"),
     ),
 }

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paramviz.sweep.collect import Sweep, value_key
-from paramviz.sweep.spec import format_value
+from paramviz.sweep.spec import axis_label, format_value
 from paramviz.sweep.tables import METRIC_DIRECTIONS, group_arms, stats_of, value_columns
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def _panel(ax: Axes, sweep: Sweep, column: str, axis: str, others: Sequence[str]
         if pooled:
             label = f"pooled over {', '.join(others)}"
         elif others:
-            label = ", ".join(f"{a}={format_value(members[0].axes[a])}" for a in others)
+            label = ", ".join(axis_label(a, members[0].axes[a], "=") for a in others)
         else:
             label = None
         ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, linewidth=1.2, label=label)

@@ -31,7 +31,7 @@ from paramviz.errors import ConfigError, ImageError, UnknownNameError
 from paramviz.sweep.collect import SEED_AXIS, Arm, Sweep, load_annotations, read_sweep_dir
 from paramviz.sweep.collect import annotate as join_annotations
 from paramviz.sweep.plots import write_plots
-from paramviz.sweep.spec import format_value
+from paramviz.sweep.spec import axis_label, format_value
 from paramviz.sweep.tables import (
     DDOF,
     METRIC_DIRECTIONS,
@@ -262,7 +262,7 @@ def _e(text: object) -> str:
 
 def _axes_label(arm_or_axes: Arm | dict, keys: Sequence[str], sep: str = "<br>") -> str:
     axes = arm_or_axes.axes if isinstance(arm_or_axes, Arm) else arm_or_axes
-    return sep.join(f"{_e(k)} = {_e(format_value(axes[k]))}" for k in keys)
+    return sep.join(_e(axis_label(k, axes[k])) for k in keys)
 
 
 def render_html(
@@ -362,7 +362,7 @@ def _image_tag(arm: Arm) -> tuple[str, str | None]:
         return '<div class="placeholder failed">image.png unreadable</div>', f"image.png unreadable ({exc})"
     uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
     small = ' class="small"' if max(h, w) < SHEET_IMAGE_PX else ""
-    alt = ", ".join(f"{k}={format_value(v)}" for k, v in arm.axes.items())
+    alt = ", ".join(axis_label(k, v, "=") for k, v in arm.axes.items())
     return f'<img src="{uri}"{small} width="{w}" height="{h}" alt="{_e(alt)}" title="arm {_e(arm.id)}">', None
 
 

@@ -3,7 +3,8 @@
 Layout of ``DIR``::
 
     DIR/sweep.toml          the sweep file as run
-    DIR/arms.json           one entry per arm: id, axis values, status done/failed/pending, error
+    DIR/arms.json           one entry per arm: id, axis values, status done/failed/pending, error (a zip
+                            group is one axis: its value is the table of its keys' values)
     DIR/arms/<id>/          image.png, config.toml, metrics.json, as a single run writes them
 
 An arm is written atomically (:class:`~paramviz.io.OutputDir`) and is done when its ``metrics.json`` exists;
@@ -57,11 +58,12 @@ class ArmState:
     attempts: int = 0
     batched_with: int = 1
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, spec: SweepSpec) -> dict[str, Any]:
         return {
             "id": self.arm.id,
             "index": self.arm.index,
-            "axes": self.arm.axes,
+            "axes": spec.grouped(self.arm.axes),
+            "values": self.arm.axes,
             "status": self.status,
             "error": self.error,
             "attempts": self.attempts,
@@ -343,11 +345,12 @@ def write_arms_json(out: Path, spec: SweepSpec, states: Sequence[ArmState]) -> N
     """Replace ``arms.json`` atomically with the current state of every arm."""
     data = {
         "task": spec.task,
-        "axes": spec.axis_keys,
+        "axes": [name for name, _ in spec.axis_groups],
+        "keys": spec.axis_keys,
         "sweep_file": spec.source,
         "folder": str(spec.folder),
         "counts": {status: sum(s.status == status for s in states) for status in STATUSES},
-        "arms": [s.to_json() for s in states],
+        "arms": [s.to_json(spec) for s in states],
     }
     _atomic_write(out / ARMS_FILE, json.dumps(data, indent=2, default=str) + "\n")
 

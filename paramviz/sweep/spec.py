@@ -42,6 +42,9 @@ ID_EXCLUDED = ("device",)
 #: Length of an arm id (hex digits of a SHA-256).
 ID_LENGTH = 12
 
+#: How the keys of a ``[[zip]]`` group are joined into the name of the one axis they form.
+ZIP_JOIN = " + "
+
 
 @dataclass(frozen=True)
 class Arm:
@@ -93,6 +96,23 @@ class SweepSpec:
         """Every swept key in order: the ``[axes]`` keys, then each zip group's keys."""
         return [*self.axes, *(key for group in self.zips for key in group)]
 
+    @property
+    def axis_groups(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The axes of the grid as ``(name, keys)``: each ``[axes]`` key alone, each zip group as one axis.
+
+        A zip group's axis is named by its keys joined with :data:`ZIP_JOIN` (``"param.name + param.decorrelate"``).
+        """
+        groups = [(key, (key,)) for key in self.axes]
+        groups += [(ZIP_JOIN.join(group), tuple(group)) for group in self.zips]
+        return groups
+
+    def grouped(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """An arm's axis values by axis: a zip group's value is the table ``{key: value}`` of its keys."""
+        return {
+            name: values[keys[0]] if len(keys) == 1 else {key: values[key] for key in keys}
+            for name, keys in self.axis_groups
+        }
+
     def canonical(self) -> str:
         """A text that is equal for two files describing the same sweep (formatting and comments aside)."""
         data = {"task": self.task, "base": self.base, "axes": self.axes, "zip": list(self.zips)}
@@ -107,9 +127,14 @@ def format_value(value: Any) -> str:
         return "true" if value else "false"
     if value is None:
         return "none"
-    if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True)
+    if isinstance(value, dict):  # a zip group's values
+        return ", ".join(f"{key}={format_value(v)}" for key, v in value.items())
     return str(value)
+
+
+def axis_label(key: str, value: Any, sep: str = " = ") -> str:
+    """``key = value`` for an axis value; a zip group's table names its keys itself (``param.name=pixel, ...``)."""
+    return format_value(value) if isinstance(value, dict) else f"{key}{sep}{format_value(value)}"
 
 
 def load_sweep(path: str | Path) -> SweepSpec:

@@ -184,3 +184,28 @@ def test_a_real_sweep_gives_a_report_with_every_arm(basic_sweep, tmp_path):
     assert html.count("data:image/png;base64,") >= len(summary.states)
     summary = run_sweep(basic_sweep, out)  # the report's files do not stop a resume
     assert summary.ran == []
+
+
+def test_a_zip_group_is_one_axis_in_arms_json(write_sweep, tiny_registered, tmp_path):
+    path = write_sweep(
+        """
+        task = "visualize"
+        [base]
+        backbone = "tiny_sweep_net"
+        objectives = ["conv3:1"]
+        size = 24
+        steps = 1
+        [axes]
+        seed = [0, 1]
+        [[zip]]
+        "param.name" = ["pixel", "fourier"]
+        "param.decorrelate" = [false, true]
+        """
+    )
+    run_sweep(path, tmp_path / "out")
+    data = arms_json(tmp_path / "out")
+    assert data["axes"] == ["seed", "param.name + param.decorrelate"]
+    assert data["keys"] == ["seed", "param.name", "param.decorrelate"]
+    first = data["arms"][0]
+    assert first["axes"]["param.name + param.decorrelate"] == {"param.name": "pixel", "param.decorrelate": False}
+    assert first["values"] == {"seed": 0, "param.name": "pixel", "param.decorrelate": False}
