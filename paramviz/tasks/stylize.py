@@ -13,7 +13,9 @@ How a run is assembled (:func:`stylize`):
    ``config.toml`` records.
 2. The content image is loaded with its long side = ``size`` (the output has its size); each style image
    with long side ``round(size * style_scale)``.
-3. With ``original_colors="luminance"`` both are replaced by their luminance (:mod:`paramviz.tasks.colors`).
+3. With ``original_colors="luminance"`` both are replaced by their luminance, the network sees the output's
+   luminance only, and the style terms are scaled so that the content image's style loss is the same as in
+   colour (:mod:`paramviz.tasks.colors`).
 4. Style targets (Gram matrices or mean + covariance, blended over the style images with ``style_blend``) and
    content targets are computed once through the backbone and stored as buffers. Per-layer weights are
    normalized to sum 1 and multiplied by ``style_weight`` / ``content_weight``. Terms are logged as
@@ -32,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import platform
+import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,8 +47,9 @@ from paramviz.backbones import Backbone, build_backbone
 from paramviz.backbones.composite import CompositeBackbone
 from paramviz.config import ConfigBase, check_seed
 from paramviz.device import resolve_device
-from paramviz.errors import ConfigError, SpecError, UnknownNameError
+from paramviz.errors import ConfigError, RenderInterrupted, SpecError, UnknownNameError, WeightsError
 from paramviz.io import OutputDir, check_output_dir, load_image
+from paramviz.limits import check_image_side, check_lr, check_memory, estimate_render_bytes
 from paramviz.objectives.base import Objective
 from paramviz.objectives.penalties import INPUT_KEY, TotalVariation
 from paramviz.objectives.style import (
@@ -59,7 +63,7 @@ from paramviz.objectives.style import (
 )
 from paramviz.params import ParamSpec, build_param
 from paramviz.render import Callback, RenderResult, render
-from paramviz.tasks.colors import COLOR_MODES, luminance_only_inputs, transfer_colors
+from paramviz.tasks.colors import COLOR_MODES, LuminanceView, luminance_only_inputs, transfer_colors
 from paramviz.tasks.style_presets import (
     OPTIMIZER_PRESETS,
     RANDOM_TRANSFORMS_OPTIMIZER,
@@ -184,6 +188,7 @@ class StyleConfig(ConfigBase):
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.size < 16:
             raise ConfigError(f"size must be at least 16 pixels, got {self.size}")
+        check_image_side(self.size)
         check_seed(self.seed)
         STYLE_PRESETS.get(self.preset)
         if self.optimizer is not None:
@@ -203,8 +208,8 @@ class StyleConfig(ConfigBase):
             value = getattr(self, name)
             if not (_is_number(value) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
-        if self.lr is not None and not (_is_number(self.lr) and math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
+        if self.lr is not None:
+            check_lr(self.lr)
         for name in ("style_blend", "style_layer_weights", "content_layer_weights"):
             for value in getattr(self, name):
                 _non_negative(name, value)
@@ -307,6 +312,8 @@ class StyleResult:
         snapshots: Output images at the thresholds, keyed by step, after colour preservation.
         initial_terms: Each term on the initial image, without transforms.
         final_terms: Each term on the final image, without transforms.
+        luminance_style_factor: With ``original_colors="luminance"``, the factor the style terms were scaled by
+            (see :mod:`paramviz.tasks.colors`); 1 otherwise.
     """
 
     config: StyleConfig
@@ -318,6 +325,7 @@ class StyleResult:
     snapshots: dict[int, torch.Tensor]
     initial_terms: dict[str, float]
     final_terms: dict[str, float]
+    luminance_style_factor: float = 1.0
 
     @staticmethod
     def _group(terms: Mapping[str, float], prefix: str) -> float:
@@ -362,8 +370,10 @@ class StyleResult:
             "backbone": getattr(self.backbone, "name", type(self.backbone).__name__),
             "backbone_weights": getattr(self.backbone, "weights_source", ""),
             "output_size": list(self.image.shape[-2:]),
+            "luminance_style_factor": self.luminance_style_factor,
             "torch": torch.__version__,
             "python": platform.python_version(),
+            **({"interrupted_at_step": r.steps, "steps_requested": self.config.steps} if r.interrupted else {}),
         }
 
 
@@ -505,12 +515,16 @@ def build_content_backbone(config: StyleConfig) -> Backbone | None:
     options = dict(preset.backbone_options) if config.content_backbone == preset.backbone else {}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed + 1)  # a different random network from the style one
-        return build_backbone(
-            config.content_backbone,
-            config.content_backbone_weights,
-            trust_checkpoint=config.trust_checkpoint,
-            **options,
-        )
+        try:
+            return build_backbone(
+                config.content_backbone,
+                config.content_backbone_weights,
+                trust_checkpoint=config.trust_checkpoint,
+                **options,
+            )
+        except WeightsError as exc:  # the fixes it suggests are for this backbone's own option
+            text = re.sub(r"(?<![\w-])--weights\b", "--content-backbone-weights", str(exc))
+            raise WeightsError(re.sub(r"\bweights=PATH", "content_backbone_weights=PATH", text)) from None
 
 
 @torch.no_grad()
@@ -534,6 +548,33 @@ def _recolor(config: StyleConfig, image: torch.Tensor, content_rgb: torch.Tensor
     if config.original_colors == "off":
         return image
     return transfer_colors(image, content_rgb.to(image.device))
+
+
+def _finish(
+    config: StyleConfig,
+    render_result: RenderResult,
+    objective: Objective,
+    net: nn.Module,
+    device: torch.device,
+    content_rgb: torch.Tensor,
+    initial_terms: dict[str, float],
+    factor: float,
+) -> StyleResult:
+    """The :class:`StyleResult` of a finished (or interrupted) render: final terms, recoloured images."""
+    final_terms = evaluate_terms(objective, net, render_result.image)
+    snapshots = {step: _recolor(config, img, content_rgb) for step, img in render_result.images.items()}
+    return StyleResult(
+        config=config,
+        render=render_result,
+        objective=objective,
+        backbone=net,
+        device=str(device),
+        image=snapshots[max(snapshots)],
+        snapshots=snapshots,
+        initial_terms=initial_terms,
+        final_terms=final_terms,
+        luminance_style_factor=factor,
+    )
 
 
 # --- the task ----------------------------------------------------------------------------------------
@@ -576,6 +617,10 @@ def stylize(
     content_bb = content_backbone if separate else backbone
     backbone.validate(list(style_layers))
     content_bb.validate(list(content_layers))
+    h, w = content_rgb.shape[-2:]
+    optimizer = preset_optimizer(config).optimizer
+    parts = [(backbone, list(style_layers)), (content_bb, list(content_layers))]
+    check_memory(estimate_render_bytes(parts, 1, h, w, optimizer=optimizer), device, "use a smaller --size")
     backbone.to(device)
     content_bb.to(device)
 
@@ -592,13 +637,18 @@ def stylize(
         style_keys, content_keys = dict(style_layers), dict(content_layers)
     style_names = {key: f"style:{layer}" for key, layer in zip(style_keys, style_layers, strict=True)}
     content_names = {key: f"content:{layer}" for key, layer in zip(content_keys, content_layers, strict=True)}
+    colour_net = net
+    if config.original_colors == "luminance":
+        net = LuminanceView(net)  # the network sees the luminance of the output, which is all that is kept
 
     terms: list[Objective] = []
+    factor = 1.0
     if style_keys:
-        terms.append(
-            style_objective(
-                net,
-                styles_in,
+
+        def make_style(network: nn.Module, images: list[torch.Tensor]) -> Objective:
+            return style_objective(
+                network,
+                images,
                 style_keys,
                 loss=config.style_loss,
                 blend=config.style_blend or None,
@@ -609,7 +659,16 @@ def stylize(
                 temperature=config.swag_temperature,
                 names=style_names,
             )
-        )
+
+        style_term = make_style(net, styles_in)
+        if config.original_colors == "luminance":
+            # the style loss of the content image in colour and in luminance: scale the luminance terms so that
+            # it is the same (colour carries most of a painting's style loss; see paramviz.tasks.colors)
+            grey = sum(evaluate_terms(style_term, net, content_in).values())
+            colour = sum(evaluate_terms(make_style(colour_net, styles), colour_net, content_rgb).values())
+            factor = colour / grey if grey > 0 and colour > 0 else 1.0
+            style_term = factor * style_term
+        terms.append(style_term)
     if content_keys:
         terms.append(content_objective(net, content_in, content_keys, names=content_names))
     if config.tv_weight > 0:
@@ -633,32 +692,25 @@ def stylize(
     with torch.no_grad():
         initial_terms = evaluate_terms(objective.to(device), net, param())
     preset = preset_optimizer(config)
-    result = render(
-        param,
-        transforms,
-        render_net,
-        objective,
-        optimizer=preset.optimizer,
-        steps=config.steps,
-        lr=float(config.lr),
-        thresholds=config.thresholds,
-        callbacks=callbacks,
-        seed=config.seed,
-        device=device,
-    )
-    final_terms = evaluate_terms(objective, net, result.image)
-    snapshots = {step: _recolor(config, img, content_rgb) for step, img in result.images.items()}
-    return StyleResult(
-        config=config,
-        render=result,
-        objective=objective,
-        backbone=net,
-        device=str(device),
-        image=snapshots[max(snapshots)],
-        snapshots=snapshots,
-        initial_terms=initial_terms,
-        final_terms=final_terms,
-    )
+    try:
+        result = render(
+            param,
+            transforms,
+            render_net,
+            objective,
+            optimizer=preset.optimizer,
+            steps=config.steps,
+            lr=float(config.lr),
+            thresholds=config.thresholds,
+            callbacks=callbacks,
+            seed=config.seed,
+            device=device,
+        )
+    except RenderInterrupted as exc:
+        if exc.steps_done > 0:
+            exc.outcome = _finish(config, exc.result, objective, net, device, content_rgb, initial_terms, factor)
+        raise
+    return _finish(config, result, objective, net, device, content_rgb, initial_terms, factor)
 
 
 def write_outputs(result: StyleResult, out: OutputDir) -> None:
@@ -679,12 +731,21 @@ def run_style(
 ) -> StyleResult:
     """Run :func:`stylize` and write its outputs to ``out``.
 
-    Nothing is written unless the run succeeds; a non-empty ``out`` is refused (before any work) unless
-    ``force``.
+    Nothing is written unless the run succeeds or is interrupted with Ctrl-C (then the image of the last
+    completed step is written, ``metrics.json`` has ``"interrupted_at_step"``, and the
+    :class:`~paramviz.errors.RenderInterrupted` is raised again); a non-empty ``out`` is refused (before any
+    work) unless ``force``, and then only if it holds an earlier paramviz output.
     """
     check_output_dir(out, force)
-    result = stylize(config, callbacks)
-    with OutputDir(out, force) as target:
+    try:
+        result = stylize(config, callbacks)
+    except RenderInterrupted as exc:  # Ctrl-C: keep the image of the last completed step
+        if exc.outcome is not None:
+            with OutputDir(out, force, kind="style") as target:
+                write_outputs(exc.outcome, target)
+            exc.written_to = out
+        raise
+    with OutputDir(out, force, kind="style") as target:
         write_outputs(result, target)
     return result
 

@@ -12,9 +12,10 @@ import torch
 from paramviz.backbones import Backbone, build_backbone, parse_backbone_options
 from paramviz.config import ConfigBase, check_seed
 from paramviz.device import resolve_device
-from paramviz.errors import ConfigError
-from paramviz.io import OutputDir, check_output_dir, image_grid
-from paramviz.objectives import Objective, parse_objectives, required_batch
+from paramviz.errors import ConfigError, RenderInterrupted
+from paramviz.io import OutputDir, check_output_dir, image_grid, labeled_grid
+from paramviz.limits import check_image_side, check_lr, check_memory, estimate_render_bytes
+from paramviz.objectives import INPUT_KEY, Objective, parse_objectives, required_batch
 from paramviz.params import ParamSpec, build_param
 from paramviz.render import OPTIMIZERS, Callback, RenderResult, render
 from paramviz.transforms import build_transforms
@@ -73,8 +74,8 @@ class VisualizeConfig(ConfigBase):
             raise ConfigError(f"thresholds must be whole step numbers, got {bad_steps}")
         if self.size < 16:
             raise ConfigError(f"size must be at least 16 pixels, got {self.size}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
+        check_image_side(self.size)
+        check_lr(self.lr)
         OPTIMIZERS.get(self.optimizer)
         bad = [t for t in self.thresholds if not 1 <= t <= self.steps]
         if bad:
@@ -112,6 +113,7 @@ class VisualizeResult:
             "backbone_weights": self.backbone.weights_source,
             "torch": torch.__version__,
             "python": platform.python_version(),
+            **({"interrupted_at_step": r.steps, "steps_requested": self.config.steps} if r.interrupted else {}),
         }
 
 
@@ -152,31 +154,60 @@ def visualize(
             trust_checkpoint=config.trust_checkpoint,
             **parse_backbone_options(config.backbone_options),
         )
+    layers = sorted(objective.layers() - {INPUT_KEY})
+    side, optimizer = config.size, config.optimizer
+    check_memory(estimate_render_bytes([(backbone, layers)], config.batch, side, side, optimizer=optimizer), device)
     param = build_param(config.param, (config.size, config.size), batch=config.batch, seed=config.seed)
     transforms = build_transforms(config.transforms)
-    result = render(
-        param,
-        transforms,
-        backbone,
-        objective,
-        optimizer=config.optimizer,
-        steps=config.steps,
-        lr=config.lr,
-        thresholds=config.thresholds,
-        callbacks=callbacks,
-        seed=config.seed,
-        device=device,
-    )
+    try:
+        result = render(
+            param,
+            transforms,
+            backbone,
+            objective,
+            optimizer=config.optimizer,
+            steps=config.steps,
+            lr=config.lr,
+            thresholds=config.thresholds,
+            callbacks=callbacks,
+            seed=config.seed,
+            device=device,
+        )
+    except RenderInterrupted as exc:
+        exc.outcome = VisualizeResult(config, exc.result, objective, backbone, str(device))
+        raise
     return VisualizeResult(config, result, objective, backbone, str(device))
+
+
+def image_labels(objective: Objective, batch: int) -> list[str]:
+    """One label per image of a batch: the units only that image is driven towards, else ``image I``.
+
+    For ``stage5:3|7|11|19`` (one channel per image) the labels are ``stage5:3``, ``stage5:7``, ...; a term
+    for one image (``stage4:12@1``) labels that image; terms for every image are left out.
+    """
+    parts: list[list[str]] = [[] for _ in range(batch)]
+    for _, leaf in objective.leaves():
+        name = leaf.name.removeprefix("channel:")
+        tokens = name.split(":")
+        lists = [i for i, t in enumerate(tokens) if "|" in t]
+        if lists and len(tokens[lists[0]].split("|")) == batch:
+            for i, unit in enumerate(tokens[lists[0]].split("|")):
+                parts[i].append(":".join([*tokens[: lists[0]], unit, *tokens[lists[0] + 1 :]]))
+        elif getattr(leaf, "batch", None) is not None and 0 <= leaf.batch < batch:
+            parts[leaf.batch].append(name.removesuffix(f"@{leaf.batch}"))
+    return [" + ".join(p) or f"image {i}" for i, p in enumerate(parts)]
 
 
 def write_outputs(result: VisualizeResult, out: OutputDir) -> None:
     """Write image(s), snapshots, ``config.toml`` and ``metrics.json`` into an open :class:`OutputDir`."""
     images = result.images
-    out.save_image("image.png", image_grid(images) if images.shape[0] > 1 else images[0])
     if images.shape[0] > 1:
+        labels = image_labels(result.objective, images.shape[0])
+        labeled_grid([list(images)], col_labels=labels).save(out.path("image.png"))
         for i, img in enumerate(images):
             out.save_image(f"image_{i}.png", img)
+    else:
+        out.save_image("image.png", images[0])
     for step, snap in result.render.images.items():
         if step != result.render.steps:
             out.save_image(f"steps/step_{step:05d}.png", image_grid(snap) if snap.shape[0] > 1 else snap[0])
@@ -190,9 +221,20 @@ def run_visualize(
     force: bool = False,
     callbacks: Iterable[Callback] = (),
 ) -> VisualizeResult:
-    """Run :func:`visualize` and write its outputs to ``out`` (refuses a non-empty ``out`` unless ``force``)."""
+    """Run :func:`visualize` and write its outputs to ``out`` (refuses a non-empty ``out`` unless ``force``).
+
+    On Ctrl-C (:class:`~paramviz.errors.RenderInterrupted`) the image of the last completed step is written
+    as usual, with ``"interrupted_at_step"`` in ``metrics.json``, and the exception is raised again.
+    """
     check_output_dir(out, force)
-    result = visualize(config, callbacks)
-    with OutputDir(out, force) as target:
+    try:
+        result = visualize(config, callbacks)
+    except RenderInterrupted as exc:
+        if exc.outcome is not None and exc.steps_done > 0:
+            with OutputDir(out, force, kind="visualize") as target:
+                write_outputs(exc.outcome, target)
+            exc.written_to = out
+        raise
+    with OutputDir(out, force, kind="visualize") as target:
         write_outputs(result, target)
     return result
