@@ -167,3 +167,20 @@ def test_entry_point_runs_the_cli(monkeypatch, capsys):
     with pytest.raises(SystemExit) as info:
         paramviz_entry.main()
     assert info.value.code == 0 and "vgg19" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["visualize", "-O", "stage3:1", "--size", "100000"],
+        ["style", "sample:chelsea", "examples/images/starry_night.jpg", "--size", "100000"],
+        ["robustness", "efficientnet_lite0", "--layers", "stage1", "--size", "100000"],
+    ],
+)
+def test_huge_sizes_are_refused_by_every_command(tmp_path, args, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    result = invoke(*args, "--out", str(tmp_path / "never"))
+    assert_one_line_error(result, 2, "larger than 4096 pixels per side")
+    assert list(tmp_path.iterdir()) == []
