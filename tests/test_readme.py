@@ -81,7 +81,7 @@ def readme_runs(tmp_path_factory):
                 for other, _ in examples:
                     other_words = shlex.split(other)
                     if other != line and any(
-                        a == "--out" and b == producer for a, b in zip(other_words, other_words[1:])
+                        a == "--out" and b == producer for a, b in zip(other_words, other_words[1:], strict=False)
                     ):
                         run(other, monkeypatch)
             if i and words[i - 1] in ("--out", "--config") and word.startswith("out/"):
