@@ -307,7 +307,8 @@ def _check_owned(path: Path, ignore: Iterable[str] = ()) -> Manifest | None:
         entries = sorted(e.name + ("/" if e.is_dir() else "") for e in path.iterdir() if e.name not in set(ignore))
         raise OutputExistsError(
             f"output directory {str(path)!r} is not empty ({_named(entries)}) and was not written by paramviz: it "
-            f"has no {MANIFEST} manifest (paramviz lists its files there; versions before 0.2 wrote none). "
+            f"has no {MANIFEST} manifest (paramviz lists the files it writes there; outputs from before paramviz kept "
+            "manifests have none). "
             "--force only replaces files that paramviz itself wrote; choose an empty or new --out (or delete the "
             "directory's contents yourself)"
         )
