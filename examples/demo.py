@@ -16,8 +16,10 @@ from pathlib import Path
 
 import click
 
+from paramviz.cli.group import cli_errors
+from paramviz.cli.options import OutDir
 from paramviz.cli.sweep import SweepProgress
-from paramviz.errors import OutputExistsError, ParamvizError
+from paramviz.errors import OutputExistsError
 from paramviz.sweep.collect import read_sweep_dir
 from paramviz.sweep.report import build_report
 from paramviz.sweep.runner import run_sweep
@@ -64,14 +66,14 @@ def check_demo_dir(out: Path) -> None:
 
 
 @click.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="demo_out", show_default=True)
+@click.option("--out", type=OutDir(), default="demo_out", show_default=True, help="Output directory.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Steps per arm (default: the sweep files').")
 @click.option("--size", type=click.IntRange(min=16), default=None, help="Image size (default: the sweep files').")
 @click.option("--force", is_flag=True, help="Replace demo sweeps run with other --steps/--size.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def demo(out: Path, steps: int | None, size: int | None, force: bool, quiet: bool) -> None:
     """Run the demo's two sweeps into OUT, report them, and print their metric tables."""
-    try:
+    with cli_errors():  # one-line errors with the exit status of `paramviz --help`; Ctrl-C: one line, exit 130
         check_demo_dir(out)
         reports = []
         for name, (file, rows, cols, shown) in PARTS.items():
@@ -90,8 +92,6 @@ def demo(out: Path, steps: int | None, size: int | None, force: bool, quiet: boo
             if failed:
                 click.echo(f"{failed} arms failed; see {paths.html}", err=True)
             reports.append(paths.html)
-    except ParamvizError as exc:
-        raise click.UsageError(str(exc)) from None
     click.echo("reports:")
     for path in reports:
         click.echo(f"  {path}")

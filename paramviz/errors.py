@@ -72,7 +72,54 @@ class NonFiniteLossError(ParamvizError, FloatingPointError):
 
 
 class OutputExistsError(ParamvizError, FileExistsError):
-    """The output directory exists and is not empty, and overwriting was not requested."""
+    """The output directory is not empty, and replacing it was not requested or is not safe.
+
+    ``--force`` replaces only a directory that paramviz wrote (one whose manifest lists everything in it).
+    """
+
+
+class OutputNotWritableError(ParamvizError, PermissionError):
+    """The output directory cannot be created or written (read-only, or a file is in the way)."""
+
+
+class RenderInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`~paramviz.render.render`, carrying the work done so far.
+
+    A subclass of :class:`KeyboardInterrupt` (not of :class:`ParamvizError`), so code that does not know about it
+    still treats it as an interrupt. The tasks' ``run_*`` functions catch it, write the partial result (the
+    image at the last completed step, ``metrics.json`` with ``"interrupted_at_step"``) and raise it again with
+    :attr:`written_to` set.
+
+    Attributes:
+        result: The partial :class:`~paramviz.render.RenderResult`: ``steps`` completed steps, their history,
+            and ``images`` with the image after the last completed step.
+        total_steps: The number of steps the run was asked for.
+        outcome: The task's result built from the partial render (set by the task, else ``None``).
+        written_to: The output directory the partial result was written to (set by ``run_*``, else ``None``).
+    """
+
+    def __init__(self, result: object, total_steps: int) -> None:
+        super().__init__()
+        self.result = result
+        self.total_steps = total_steps
+        self.outcome: object | None = None
+        self.written_to: object | None = None
+
+    @property
+    def steps_done(self) -> int:
+        """Steps completed before the interrupt."""
+        return int(getattr(self.result, "steps", 0))
+
+    def __str__(self) -> str:
+        text = f"interrupted at step {self.steps_done} of {self.total_steps}"
+        if self.written_to is not None:
+            text += (
+                f"; wrote the current image to {self.written_to} "
+                f'(metrics.json has "interrupted_at_step": {self.steps_done})'
+            )
+        elif self.steps_done == 0:
+            text += "; nothing was written"
+        return text
 
 
 def close_matches(name: str, choices: Iterable[str], n: int = 3) -> list[str]:

@@ -1,19 +1,26 @@
 """Image files and output directories: the only module that reads or writes image files.
 
 Images in paramviz are float tensors (B, 3, H, W) in [0, 1]. :class:`OutputDir` makes every run's outputs
-appear at once: files are written into a hidden temporary sibling and moved into place only when the run
-succeeded, so a failed run leaves nothing half-written and a finished result is never overwritten unless
-``force`` is given.
+appear at once: files are written into a hidden temporary folder and moved into place only when the run
+succeeded, so a failed run leaves nothing half-written. Every output directory gets a manifest,
+``.paramviz.json``, listing the files paramviz wrote; ``force`` replaces a directory only when it holds nothing
+else, so ``--force`` can never delete a user's own files.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import json
 import math
+import os
+import re
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Any
 
@@ -21,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from paramviz.errors import ImageError, OutputExistsError, UnknownNameError
+from paramviz.errors import ConfigError, ImageError, OutputExistsError, OutputNotWritableError, UnknownNameError
 
 #: scikit-image sample photos usable by name wherever an image path is accepted (``sample:chelsea``).
 SAMPLE_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry")
@@ -61,8 +68,19 @@ def _open(path: Path) -> Image.Image:
     if path.is_dir():
         raise ImageError(f"{str(path)!r} is a directory; expected an image file (PNG, JPEG, ...)")
     try:
-        image = Image.open(path)
-        image.load()
+        with warnings.catch_warnings():
+            # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that: refuse both, with the numbers
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = f"{int(found.group(1)):,} pixels" if found else "more pixels than that"
+        raise ImageError(
+            f"image {str(path)!r} has {pixels}, more than the {Image.MAX_IMAGE_PIXELS:,} that Pillow opens safely "
+            "(PIL.Image.MAX_IMAGE_PIXELS; larger files can be decompression bombs); scale it down below that (e.g. "
+            "to 4096 px on its long side) and use the smaller copy"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(
             f"cannot read image {str(path)!r}: {exc}; expected a valid PNG, JPEG, BMP, TIFF or WebP file"
@@ -136,42 +154,327 @@ def image_grid(images: torch.Tensor | Sequence[torch.Tensor], ncol: int | None =
     return grid
 
 
-def check_output_dir(path: str | Path, force: bool = False) -> Path:
-    """Raise :class:`OutputExistsError` if ``path`` is a non-empty directory and ``force`` is false.
+# --- output directories ------------------------------------------------------------------------------------
+MANIFEST = ".paramviz.json"
+"""Name of the manifest file that every :class:`OutputDir` writes next to its outputs."""
 
-    Call it before expensive work so that the user hears about it at once.
+_TMP_TAG = ".paramviz-tmp-"
+_OLD_TAG = ".paramviz-old-"
+_MAX_NAMED = 5
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What paramviz wrote into an output directory (the content of its ``.paramviz.json``).
+
+    Attributes:
+        kind: What wrote it: ``"visualize"``, ``"style"``, ``"robustness"``, ``"demo"``, ``"sweep"``, ...
+        files: Relative POSIX paths of every file written (folders are implied), nested manifests included.
+        version: The paramviz version that wrote it.
     """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise OutputExistsError(f"output path {str(path)!r} exists and is a file; choose a directory path")
-    if path.is_dir() and any(path.iterdir()) and not force:
+
+    kind: str
+    files: tuple[str, ...]
+    version: str = ""
+
+
+def is_temporary_name(name: str) -> bool:
+    """Whether ``name`` is one of the temporary files or folders paramviz writes while committing outputs."""
+    return _TMP_TAG in name or _OLD_TAG in name
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("paramviz")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a plain checkout
+        return "unknown"
+
+
+def _check_relative(name: str, where: Path) -> str:
+    if not isinstance(name, str) or not name or name.startswith("/") or "\\" in name or ".." in name.split("/"):
         raise OutputExistsError(
-            f"output directory {str(path)!r} is not empty; choose another --out or pass --force to replace it"
+            f"the manifest {str(where / MANIFEST)!r} lists {name!r}, which is not a plain relative path inside "
+            "the directory; paramviz does not replace a directory with a damaged manifest: choose an empty or "
+            "new --out"
         )
+    return PurePosixPath(name).as_posix()
+
+
+def read_manifest(path: str | Path) -> Manifest | None:
+    """Read the manifest of an output directory; ``None`` when it has none (not written by paramviz).
+
+    Raises:
+        OutputExistsError: The manifest exists but is not valid (not JSON, wrong fields, paths outside the
+            directory): such a directory is never replaced.
+    """
+    directory = Path(path)
+    file = directory / MANIFEST
+    if not file.is_file():
+        return None
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+        kind, files, version = data["kind"], data["files"], data.get("paramviz", "")
+        if not isinstance(kind, str) or not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise TypeError("'kind' must be text and 'files' a list of paths")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise OutputExistsError(
+            f"the manifest {str(file)!r} cannot be read ({type(exc).__name__}: {exc}); paramviz does not replace "
+            "a directory whose manifest is damaged: choose an empty or new --out"
+        ) from None
+    return Manifest(kind, tuple(_check_relative(f, directory) for f in files), str(version))
+
+
+def _write_atomic(target: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_TAG}{target.name}-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_manifest(path: str | Path, kind: str, files: Iterable[str]) -> Path:
+    """Write (atomically: a temporary file, then a rename) the manifest of the output directory ``path``.
+
+    Args:
+        path: The output directory (it must exist).
+        kind: What wrote it (``"sweep"``, ``"visualize"``, ...).
+        files: Relative POSIX paths of the files paramviz wrote there (the manifest itself is not listed).
+
+    Returns:
+        The manifest's path.
+    """
+    directory = Path(path)
+    listed = sorted({_check_relative(str(f), directory) for f in files} - {MANIFEST})
+    data = {"paramviz": _version(), "kind": kind, "files": listed}
+    target = directory / MANIFEST
+    _write_atomic(target, json.dumps(data, indent=2) + "\n")
+    return target
+
+
+def add_to_manifest(path: str | Path, files: Iterable[str], kind: str | None = None) -> Manifest:
+    """Add ``files`` to the manifest of ``path`` (created if missing), atomically; for incremental writers.
+
+    A sweep runner owns its directory: it calls :func:`prepare_output_dir` once, writes each arm with
+    ``OutputDir(sweep / "arms" / arm_id, record_in=sweep)`` (which calls this function on success), and its own
+    summary files with :func:`add_to_manifest` after writing them.
+
+    Args:
+        path: The directory whose manifest is updated.
+        files: Relative POSIX paths to add.
+        kind: The manifest's kind (default: the existing manifest's, else ``"run"``).
+    """
+    old = read_manifest(path)
+    merged = set(old.files if old else ()) | {str(f) for f in files}
+    kind = kind or (old.kind if old else "run")
+    write_manifest(path, kind, merged)
+    return Manifest(kind, tuple(sorted(merged - {MANIFEST})), _version())
+
+
+def _foreign_entries(root: Path, files: Iterable[str], ignore: Iterable[str] = ()) -> list[str]:
+    """Entries under ``root`` that are neither the manifest, a listed file, nor a folder of listed files."""
+    listed = set(files)
+    folders = {parent.as_posix() for f in listed for parent in PurePosixPath(f).parents if parent.as_posix() != "."}
+    skip = set(ignore) | {MANIFEST}
+    foreign: list[str] = []
+
+    def walk(folder: Path, prefix: str) -> None:
+        with os.scandir(folder) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                rel = prefix + entry.name
+                if rel in skip:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    if rel in folders:
+                        walk(Path(entry.path), rel + "/")
+                    else:
+                        foreign.append(rel + "/")
+                elif rel not in listed:
+                    foreign.append(rel)
+
+    walk(root, "")
+    return foreign
+
+
+def _named(entries: Sequence[str]) -> str:
+    shown = ", ".join(repr(e) for e in entries[:_MAX_NAMED])
+    more = len(entries) - _MAX_NAMED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _check_owned(path: Path, ignore: Iterable[str] = ()) -> Manifest | None:
+    """Raise unless everything in the non-empty directory ``path`` was written by paramviz (its manifest)."""
+    manifest = read_manifest(path)
+    if manifest is None:
+        entries = sorted(e.name + ("/" if e.is_dir() else "") for e in path.iterdir() if e.name not in set(ignore))
+        raise OutputExistsError(
+            f"output directory {str(path)!r} is not empty ({_named(entries)}) and was not written by paramviz: it "
+            f"has no {MANIFEST} manifest (paramviz lists the files it writes there; outputs from before paramviz kept "
+            "manifests have none). "
+            "--force only replaces files that paramviz itself wrote; choose an empty or new --out (or delete the "
+            "directory's contents yourself)"
+        )
+    foreign = _foreign_entries(path, manifest.files, ignore)
+    if foreign:
+        raise OutputExistsError(
+            f"output directory {str(path)!r} holds {len(foreign)} entr{'y' if len(foreign) == 1 else 'ies'} that "
+            f"paramviz did not write: {_named(foreign)}. --force only replaces a directory paramviz wrote (every "
+            f"entry listed in its {MANIFEST}); choose an empty or new --out"
+        )
+    return manifest
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (AttributeError, OSError):  # pragma: no cover - no statvfs (Windows)
+        return False
+
+
+def _check_writable(directory: Path, target: Path) -> None:
+    if not os.access(directory, os.W_OK | os.X_OK) or _read_only_fs(directory):
+        what = "the output directory" if directory == target else f"{str(directory)!r}, where it would be created,"
+        raise OutputNotWritableError(
+            f"cannot write to output directory {str(target)!r}: {what} is not writable (read-only or no "
+            "permission); choose another --out"
+        )
+
+
+def _check_path_text(path: str | Path) -> None:
+    if isinstance(path, str) and not path.strip():
+        raise ConfigError(
+            "the output directory is empty (--out ''); give a directory path such as --out out/run "
+            "(--out . writes into the current directory)"
+        )
+
+
+def check_output_dir(path: str | Path, force: bool = False) -> Path:
+    """Check before any work that ``path`` can receive a run's outputs; return it as a :class:`Path`.
+
+    A missing or empty directory is fine (the nearest existing folder above a missing one must be writable).
+    A non-empty one is refused unless ``force``; with ``force`` it must hold only files that paramviz wrote:
+    its manifest (``.paramviz.json``), the files that it lists and their folders. Call it before expensive
+    work so that the user hears about a bad ``--out`` at once.
+
+    Raises:
+        ConfigError: ``path`` is the empty string.
+        OutputExistsError: A file is at ``path``, or the directory is not empty (without ``force``), or it
+            holds anything paramviz did not write (with ``force``; up to five such entries are named).
+        OutputNotWritableError: The directory, or the folder where it would be created, is not writable, or
+            a file is in the way.
+    """
+    _check_path_text(path)
+    path = Path(path).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise OutputExistsError(f"output path {str(path)!r} exists and is a file; choose a directory path")
+        try:
+            non_empty = any(path.iterdir())
+        except OSError as exc:
+            raise OutputNotWritableError(
+                f"cannot read output directory {str(path)!r} ({exc.strerror or exc}); choose another --out"
+            ) from None
+        if non_empty and not force:
+            raise OutputExistsError(
+                f"output directory {str(path)!r} is not empty; choose another --out, or pass --force to replace "
+                "the outputs of an earlier paramviz run there"
+            )
+        if non_empty:
+            _check_owned(path)
+        _check_writable(path, path)
+        return path
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputNotWritableError(
+            f"cannot create output directory {str(path)!r}: {str(ancestor)!r} is a file, not a folder; choose "
+            "another --out"
+        )
+    _check_writable(ancestor, path)
     return path
 
 
-class OutputDir:
-    """Write a run's files atomically into ``path``.
+def prepare_output_dir(path: str | Path, force: bool = False, *, kind: str = "sweep") -> Path:
+    """Make ``path`` an (empty) output directory owned by paramviz, for writers that add files over time.
 
-    Use as a context manager; inside, write with :meth:`save_image`, :meth:`write_json`, :meth:`write_text`.
-    On success the temporary directory replaces ``path`` (an existing one only with ``force=True``);
-    on an exception it is deleted and ``path`` is left as it was.
+    Unlike :class:`OutputDir` (all files appear at once), a sweep writes its arms one by one: call this once,
+    then write each arm with ``OutputDir(path / "arms" / arm_id, record_in=path)`` and add summary files with
+    :func:`add_to_manifest`. With ``force`` the files listed by the directory's manifest are deleted (nothing
+    else is touched; the checks of :func:`check_output_dir` ran first), then an empty manifest of ``kind`` is
+    written.
+
+    Returns:
+        The resolved directory path.
+    """
+    _check_path_text(path)
+    directory = check_output_dir(Path(path).expanduser().resolve(), force)
+    manifest = read_manifest(directory) if directory.is_dir() else None
+    if manifest is not None:
+        folders: set[Path] = set()
+        for name in manifest.files:
+            target = directory / name
+            if target.is_file() or target.is_symlink():
+                target.unlink()
+            folders.update(p for p in target.parents if p != directory and directory in p.parents)
+        for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty: never removes anything not listed
+    directory.mkdir(parents=True, exist_ok=True)
+    write_manifest(directory, kind, ())
+    return directory
+
+
+def _files_under(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink())
+
+
+class OutputDir:
+    """Write a run's files atomically into ``path``, with a manifest of what was written.
+
+    Use as a context manager; inside, write with :meth:`save_image`, :meth:`write_json`, :meth:`write_text` or
+    into :meth:`path`. Files go to a hidden temporary folder (inside ``path`` when it exists, else next to it);
+    on success a manifest ``.paramviz.json`` listing every file is added and the files are moved into ``path``
+    (an earlier paramviz output there is replaced only with ``force=True``, and only when it holds nothing but
+    the files its manifest lists); on an exception the temporary folder is deleted and ``path`` is left as it
+    was. Output directories nest: an ``OutputDir`` for ``outer.path("a/b")`` writes its own manifest, which the
+    outer one lists with the rest.
 
     Args:
         path: Final output directory.
-        force: Replace a non-empty existing directory.
+        force: Replace an earlier paramviz output in ``path``.
+        kind: What is written, recorded in the manifest (``"visualize"``, ``"style"``, ...).
+        record_in: An enclosing directory owned by paramviz (e.g. a sweep's, see :func:`prepare_output_dir`)
+            whose manifest gets this directory's files added on success.
+
+    Attributes:
+        final: The resolved output directory.
+        files: After a successful exit, the relative paths of the files written (manifest included).
     """
 
-    def __init__(self, path: str | Path, force: bool = False) -> None:
-        # resolved, so that "." or "a/.." have a real name and parent for the temporary sibling
+    def __init__(
+        self, path: str | Path, force: bool = False, *, kind: str = "run", record_in: str | Path | None = None
+    ) -> None:
+        _check_path_text(path)
+        # resolved, so that "." or "a/.." have a real name and parent for the temporary folder
         self.final = check_output_dir(Path(path).expanduser().resolve(), force)
         self.force = force
+        self.kind = kind
+        self.record_in = None if record_in is None else Path(record_in).expanduser().resolve()
+        if self.record_in is not None and self.record_in not in self.final.parents:
+            raise ConfigError(f"record_in {str(self.record_in)!r} must be a folder above {str(self.final)!r}")
+        self.files: list[str] = []
         self.tmp: Path | None = None
 
     def __enter__(self) -> OutputDir:
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.tmp-", dir=self.final.parent))
+        if self.final.is_dir():
+            self.tmp = Path(tempfile.mkdtemp(prefix=_TMP_TAG, dir=self.final))
+        else:
+            self.final.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}{_TMP_TAG}", dir=self.final.parent))
         return self
 
     def __exit__(
@@ -183,22 +486,53 @@ class OutputDir:
         try:
             if exc_type is not None:
                 return
-            check_output_dir(self.final, self.force)  # something may have appeared there during the run
-            if not self.final.exists():
-                tmp.rename(self.final)
-                return
-            # The directory exists (empty, or replaced with force): swap its contents rather than the directory
-            # itself, which may be the current directory of the user's shell.
-            old = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.old-", dir=self.final.parent))
-            try:
-                for child in list(self.final.iterdir()):
-                    child.rename(old / child.name)
-                for child in list(tmp.iterdir()):
-                    child.rename(self.final / child.name)
-            finally:
-                shutil.rmtree(old, ignore_errors=True)
+            files = [f for f in _files_under(tmp) if f != MANIFEST]
+            write_manifest(tmp, self.kind, files)
+            self._commit(tmp)
+            self.files = [*files, MANIFEST]
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        if self.record_in is not None:
+            prefix = self.final.relative_to(self.record_in).as_posix()
+            add_to_manifest(self.record_in, [f"{prefix}/{f}" for f in self.files])
+
+    def _commit(self, tmp: Path) -> None:
+        inside = tmp.parent == self.final
+        if not self.final.exists():
+            tmp.rename(self.final)
+            return
+        # Something may have appeared there during the run: check again, ignoring our own temporary folder.
+        ours = {tmp.name} if inside else set()
+        others = [c for c in self.final.iterdir() if c.name not in ours]
+        if others and not self.force:
+            raise OutputExistsError(
+                f"output directory {str(self.final)!r} filled up during the run "
+                f"({_named(sorted(c.name for c in others))}); nothing was replaced: choose another --out"
+            )
+        if others:
+            _check_owned(self.final, ignore=ours)
+        # Swap the contents rather than the directory itself, which may be the current directory of the user's
+        # shell; the old files are moved aside first and restored if a move fails.
+        old = Path(tempfile.mkdtemp(prefix=_OLD_TAG, dir=self.final))
+        moved_old: list[str] = []
+        moved_new: list[str] = []
+        try:
+            for child in others:
+                child.rename(old / child.name)
+                moved_old.append(child.name)
+            for child in list(tmp.iterdir()):
+                child.rename(self.final / child.name)
+                moved_new.append(child.name)
+        except BaseException:
+            for name in moved_new:
+                with contextlib.suppress(OSError):
+                    (self.final / name).rename(tmp / name)
+            for name in moved_old:
+                with contextlib.suppress(OSError):
+                    (old / name).rename(self.final / name)
+            raise
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
 
     def path(self, name: str) -> Path:
         """Path of ``name`` inside the (temporary) output directory; parent folders are created."""

@@ -6,7 +6,6 @@ progress goes to callbacks that receive a frozen :class:`StepRecord` after every
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,8 @@ from torch import nn
 
 from paramviz.config import check_seed
 from paramviz.device import resolve_device
-from paramviz.errors import ConfigError, NonFiniteLossError
+from paramviz.errors import ConfigError, NonFiniteLossError, RenderInterrupted
+from paramviz.limits import check_lr
 from paramviz.objectives.base import Objective, total_weight_is_zero
 from paramviz.objectives.penalties import INPUT_KEY  # the transformed image, for penalties
 from paramviz.registry import Registry
@@ -58,6 +58,7 @@ class RenderResult:
         final_losses: Loss per image at the last step.
         image_history: Loss of each image per step (``image_history[step - 1][i]``).
         image_term_history: Each term's value per image per step.
+        interrupted: True for the partial result of a run stopped by Ctrl-C (``steps`` were completed).
     """
 
     images: dict[int, torch.Tensor]
@@ -68,6 +69,7 @@ class RenderResult:
     final_losses: tuple[float, ...] = ()
     image_history: list[tuple[float, ...]] = field(default_factory=list)
     image_term_history: dict[str, list[tuple[float, ...]]] = field(default_factory=dict)
+    interrupted: bool = False
 
     def split(self, index: int) -> RenderResult:
         """The result of image ``index`` alone, as if it had been rendered in a batch of one.
@@ -86,6 +88,7 @@ class RenderResult:
             image_term_history={
                 name: [(v[index],) for v in values] for name, values in self.image_term_history.items()
             },
+            interrupted=self.interrupted,
         )
 
     @property
@@ -157,11 +160,12 @@ def render(
         ConfigError: Bad steps/lr/thresholds or an objective with only zero weights.
         UnknownNameError: An unknown optimizer or a layer the backbone does not have.
         NonFiniteLossError: The loss became NaN or infinite (names the step).
+        RenderInterrupted: Ctrl-C (a :class:`KeyboardInterrupt`); it carries the partial result, with the image
+            after the last completed step in ``images`` and ``steps`` = the steps completed.
     """
     if steps < 1:
         raise ConfigError(f"steps must be at least 1, got {steps}")
-    if not (lr > 0 and math.isfinite(lr)):
-        raise ConfigError(f"learning rate must be a positive number, got {lr}")
+    check_lr(lr)
     make_optimizer = OPTIMIZERS.get(optimizer)
     keep = sorted(set(thresholds or ()) | {steps})
     bad = [t for t in keep if not 1 <= t <= steps]
@@ -189,50 +193,63 @@ def render(
 
     result = RenderResult(images={}, history=[], steps=steps)
     start = time.perf_counter()
-    for step in range(1, steps + 1):
-        last: dict[str, Any] = {}
+    try:
+        for step in range(1, steps + 1):
+            last: dict[str, Any] = {}
 
-        def closure(step: int = step, last: dict[str, Any] = last) -> torch.Tensor:
-            opt.zero_grad(set_to_none=True)
-            image = transforms(param(), generator=generator) if stack_draws else transforms(param())
-            features = backbone(image, layers)
-            if reads_input:
-                features[INPUT_KEY] = image
-            total, terms = objective.evaluate(features)
-            loss = total.sum()
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"the loss became {loss.item()} at step {step} (terms: "
-                    f"{ {k: float(v.detach().mean()) for k, v in terms.items()} }); "
-                    "lower --lr, use --param fourier or a sigmoid squash, or check the objective weights"
-                )
-            loss.backward()
-            last["total"], last["terms"] = total.detach(), {k: v.detach() for k, v in terms.items()}
-            return loss
+            def closure(step: int = step, last: dict[str, Any] = last) -> torch.Tensor:
+                opt.zero_grad(set_to_none=True)
+                image = transforms(param(), generator=generator) if stack_draws else transforms(param())
+                features = backbone(image, layers)
+                if reads_input:
+                    features[INPUT_KEY] = image
+                total, terms = objective.evaluate(features)
+                loss = total.sum()
+                if not torch.isfinite(loss):
+                    raise NonFiniteLossError(
+                        f"the loss became {loss.item()} at step {step} (terms: "
+                        f"{ {k: float(v.detach().mean()) for k, v in terms.items()} }); "
+                        "lower --lr, use --param fourier or a sigmoid squash, or check the objective weights"
+                    )
+                loss.backward()
+                last["total"], last["terms"] = total.detach(), {k: v.detach() for k, v in terms.items()}
+                return loss
 
-        opt.step(closure)
-        record = StepRecord(
-            step=step,
-            steps=steps,
-            loss=float(last["total"].mean()),
-            losses=tuple(float(v) for v in last["total"].cpu()),
-            terms={k: float(v.mean()) for k, v in last["terms"].items()},
-            seconds=time.perf_counter() - start,
-        )
-        result.history.append(record.loss)
-        result.image_history.append(record.losses)
-        for name, value in record.terms.items():
-            result.term_history.setdefault(name, []).append(value)
-        for name, value in last["terms"].items():
-            per_image = value.detach().reshape(-1).cpu().tolist()
-            if len(per_image) == 1 and len(record.losses) > 1:  # a batch-wide term: same value for every image
-                per_image = per_image * len(record.losses)
-            result.image_term_history.setdefault(name, []).append(tuple(per_image))
-        if step in keep:
-            with torch.no_grad():
-                result.images[step] = param().detach().cpu()
-        for callback in callbacks:
-            callback(record)
+            opt.step(closure)
+            record = StepRecord(
+                step=step,
+                steps=steps,
+                loss=float(last["total"].mean()),
+                losses=tuple(float(v) for v in last["total"].cpu()),
+                terms={k: float(v.mean()) for k, v in last["terms"].items()},
+                seconds=time.perf_counter() - start,
+            )
+            result.history.append(record.loss)
+            result.image_history.append(record.losses)
+            for name, value in record.terms.items():
+                result.term_history.setdefault(name, []).append(value)
+            for name, value in last["terms"].items():
+                per_image = value.detach().reshape(-1).cpu().tolist()
+                if len(per_image) == 1 and len(record.losses) > 1:  # a batch-wide term: the same for every image
+                    per_image = per_image * len(record.losses)
+                result.image_term_history.setdefault(name, []).append(tuple(per_image))
+            if step in keep:
+                with torch.no_grad():
+                    result.images[step] = param().detach().cpu()
+            for callback in callbacks:
+                callback(record)
+    except KeyboardInterrupt:
+        # Ctrl-C: keep the work done so far (the image after the last completed step) for the caller to save
+        done = len(result.history)
+        result.steps, result.interrupted = done, True
+        result.seconds = time.perf_counter() - start
+        result.images = {k: v for k, v in result.images.items() if k <= done}
+        if done:
+            result.final_losses = record.losses
+            if done not in result.images:
+                with torch.no_grad():
+                    result.images[done] = param().detach().cpu()
+        raise RenderInterrupted(result, steps) from None
     result.seconds = time.perf_counter() - start
     result.final_losses = record.losses
     return result

@@ -1,18 +1,25 @@
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
-from paramviz.errors import ImageError, OutputExistsError, UnknownNameError
+from paramviz.errors import ConfigError, ImageError, OutputExistsError, OutputNotWritableError, UnknownNameError
 from paramviz.io import (
+    MANIFEST,
     OutputDir,
+    add_to_manifest,
     check_output_dir,
     image_grid,
     labeled_grid,
     load_image,
+    prepare_output_dir,
+    read_manifest,
     save_image,
     tensor_to_pil,
+    write_manifest,
 )
 
 
@@ -84,7 +91,8 @@ def test_output_dir_is_atomic_and_refuses_overwrite(tmp_path):
 
     with OutputDir(out, force=True) as target:
         target.write_text("new.txt", "x")
-    assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "new.txt"]
+    assert read_manifest(out).files == ("new.txt",)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
@@ -102,12 +110,12 @@ def test_output_dir_may_be_the_current_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(work)
     with OutputDir(".") as target:
         target.write_text("a.txt", "1")
-    assert sorted(p.name for p in work.iterdir()) == ["a.txt"]
+    assert sorted(p.name for p in work.iterdir()) == [MANIFEST, "a.txt"]
     with pytest.raises(OutputExistsError):
         OutputDir(".")
     with OutputDir(".", force=True) as target:
         target.write_text("b.txt", "2")
-    assert sorted(p.name for p in work.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in work.iterdir()) == [MANIFEST, "b.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]  # no temporary leftovers
 
 
@@ -131,3 +139,168 @@ def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path):
     assert abs(row[0].item()) < 1e-6 and abs(row[-1].item() - 1) < 1e-6
     assert abs(row[32].item() - 32 / 63) < 0.01  # mid-grey stays mid-grey
     assert torch.equal(image[0, 0], image[0, 2])
+
+
+# --- --force replaces only what paramviz wrote ---------------------------------------------------------------
+def tree(root):
+    return {p.relative_to(root).as_posix(): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def paramviz_run(out, force=False, **files):
+    with OutputDir(out, force, kind="visualize") as target:
+        for name, text in files.items():
+            target.write_text(name.replace("__", "/"), text)
+
+
+def test_force_refuses_a_directory_with_foreign_files_and_touches_nothing(tmp_path, monkeypatch):
+    # the reproduction: a project directory used as --out . with --force
+    work = tmp_path / "x"
+    (work / "src").mkdir(parents=True)
+    (work / "src" / "main.py").write_text("code")
+    (work / "data.csv").write_text("d")
+    before = tree(work)
+    monkeypatch.chdir(work)
+    with pytest.raises(OutputExistsError, match="no .paramviz.json manifest") as info:
+        OutputDir(".", force=True)
+    assert "'data.csv'" in str(info.value) and "'src/'" in str(info.value) and "empty or new --out" in str(info.value)
+    assert tree(work) == before and sorted(p.name for p in tmp_path.iterdir()) == ["x"]
+
+    # a paramviz output with a foreign file added later: refused, and the foreign entries are named
+    out = tmp_path / "run"
+    paramviz_run(out, **{"image.png": "1", "steps__step_00001.png": "2"})
+    (out / "steps" / "notes.txt").write_text("mine")
+    (out / "extra").mkdir()
+    before = tree(out)
+    with pytest.raises(OutputExistsError, match=r"2 entries that paramviz did not write: 'extra/', 'steps/notes.txt'"):
+        paramviz_run(out, force=True, **{"image.png": "new"})
+    assert tree(out) == before
+
+
+def test_force_replaces_a_paramviz_output_atomically(tmp_path):
+    out = tmp_path / "run"
+    paramviz_run(out, **{"image.png": "old", "steps__step_00001.png": "s", "config.toml": "c"})
+    manifest = read_manifest(out)
+    assert manifest.kind == "visualize" and manifest.files == ("config.toml", "image.png", "steps/step_00001.png")
+    assert json.loads((out / MANIFEST).read_text())["paramviz"]
+
+    # a run that fails part-way leaves the old outputs exactly as they were
+    with pytest.raises(RuntimeError), OutputDir(out, force=True) as target:
+        target.write_text("image.png", "half")
+        raise RuntimeError("fails")
+    assert tree(out)["image.png"] == "old" and sorted(p.name for p in out.iterdir())[0] == MANIFEST
+
+    paramviz_run(out, force=True, **{"image.png": "new"})
+    assert tree(out) == {MANIFEST: (out / MANIFEST).read_text(), "image.png": "new"}
+    assert read_manifest(out).files == ("image.png",)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary folders left
+
+
+def test_home_directory_with_force_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".bashrc").write_text("x")
+    with pytest.raises(OutputExistsError, match="not written by paramviz"):
+        check_output_dir("~", force=True)
+    assert (tmp_path / ".bashrc").read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    ['{"kind": "visualize", "files": ["../outside.txt"]}', "not json", '{"kind": "style", "files": "image.png"}'],
+)
+def test_a_damaged_manifest_is_never_trusted(tmp_path, manifest):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / MANIFEST).write_text(manifest)
+    with pytest.raises(OutputExistsError, match="manifest"):
+        check_output_dir(out, force=True)
+    assert (out / MANIFEST).read_text() == manifest
+
+
+def test_nested_output_dirs_are_listed_by_the_outer_manifest(tmp_path):
+    out = tmp_path / "demo"
+    with OutputDir(out, kind="demo") as target:
+        target.write_text("demo.png", "grid")
+        with OutputDir(target.path("arm") / "unit", kind="visualize") as inner:
+            inner.write_text("image.png", "i")
+    assert read_manifest(out).files == ("arm/unit/.paramviz.json", "arm/unit/image.png", "demo.png")
+    assert read_manifest(out / "arm" / "unit").files == ("image.png",)
+    with OutputDir(out, force=True, kind="demo") as target:  # the whole nested output is replaceable
+        target.write_text("demo.png", "grid 2")
+    assert tree(out)["demo.png"] == "grid 2" and not (out / "arm").exists()
+
+
+def test_sweep_writes_incrementally_into_a_directory_it_owns(tmp_path):
+    sweep = prepare_output_dir(tmp_path / "sweep", kind="sweep")
+    manifest = read_manifest(sweep)
+    assert (manifest.kind, manifest.files) == ("sweep", ())
+    for arm in ("a", "b"):
+        with OutputDir(sweep / "arms" / arm, kind="visualize", record_in=sweep) as target:
+            target.write_text("image.png", arm)
+        assert (sweep / "arms" / arm / "image.png").read_text() == arm  # visible at once
+    (sweep / "summary.csv").write_text("a,b")
+    add_to_manifest(sweep, ["summary.csv"])
+    files = read_manifest(sweep).files
+    assert files == (
+        "arms/a/.paramviz.json",
+        "arms/a/image.png",
+        "arms/b/.paramviz.json",
+        "arms/b/image.png",
+        "summary.csv",
+    )
+    assert read_manifest(sweep).kind == "sweep"
+    with pytest.raises(OutputExistsError):
+        prepare_output_dir(sweep)
+    (sweep / "arms" / "mine.txt").write_text("user")
+    with pytest.raises(OutputExistsError, match="arms/mine.txt"):
+        prepare_output_dir(sweep, force=True)
+    (sweep / "arms" / "mine.txt").unlink()
+    prepare_output_dir(sweep, force=True)
+    assert tree(sweep) == {MANIFEST: (sweep / MANIFEST).read_text()} and read_manifest(sweep).files == ()
+    write_manifest(sweep, "sweep", ["x.txt"])
+    assert read_manifest(sweep).files == ("x.txt",)
+    with pytest.raises(ConfigError, match="record_in"):
+        OutputDir(tmp_path / "elsewhere", record_in=sweep)
+
+
+# --- the output path is checked before any work ----------------------------------------------------------------
+def test_empty_out_and_unwritable_paths_are_refused_before_work(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match=r"--out ''"):
+        check_output_dir("")
+    with pytest.raises(ConfigError, match=r"--out ''"):
+        OutputDir("")
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(OutputNotWritableError, match="is a file, not a folder"):
+        check_output_dir(tmp_path / "file.txt" / "sub" / "run")
+    with pytest.raises(OutputExistsError, match="is a file"):
+        check_output_dir(tmp_path / "file.txt")
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
+    with pytest.raises(OutputNotWritableError, match="not writable"):
+        check_output_dir(locked)
+    with pytest.raises(OutputNotWritableError, match="where it would be created"):
+        check_output_dir(locked / "new" / "run")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write anywhere")
+def test_read_only_directory_is_refused(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        with pytest.raises(OutputNotWritableError):
+            check_output_dir(locked / "run")
+    finally:
+        locked.chmod(0o755)
+
+
+# --- decompression bombs ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("side", [40, 50])  # 1600 px: Pillow warns; 2500 px (over twice the limit): Pillow refuses
+def test_decompression_bomb_images_raise_image_error_with_the_numbers(tmp_path, monkeypatch, side):
+    path = tmp_path / "bomb.png"
+    Image.new("L", (side, side)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(ImageError, match=rf"'.*bomb.png' has {side * side:,} pixels, more than the 1,000"):
+        load_image(path)

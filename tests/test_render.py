@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from paramviz.errors import ConfigError, NonFiniteLossError, UnknownNameError
+from paramviz.errors import ConfigError, NonFiniteLossError, RenderInterrupted, UnknownNameError
 from paramviz.objectives.base import Objective
 from paramviz.render import INPUT_KEY, StepRecord, render
 
@@ -114,7 +114,10 @@ def test_non_finite_loss_names_the_step(tiny_backbone):
     "kwargs,match",
     [
         ({"steps": 0}, "steps must be at least 1"),
-        ({"lr": -1.0}, "learning rate"),
+        ({"lr": -1.0}, "lr must be positive"),
+        ({"lr": math.inf}, "lr must be a finite number, got inf"),
+        ({"lr": math.nan}, "lr must be a finite number"),
+        ({"lr": 1e38}, "lr 1e\\+38 is larger than 1000"),
         ({"thresholds": [0, 99]}, "thresholds"),
         ({"optimizer": "adma"}, "'adam'"),
     ],
@@ -134,3 +137,68 @@ def test_lbfgs_does_not_stop_early_on_tiny_gradients(tiny_backbone):
     param = FreePixels()
     render(param, nn.Identity(), tiny_backbone, 1e-7 * MeanOf("conv3"), optimizer="lbfgs", steps=3, lr=1.0)
     assert param.raw.abs().max() > 0
+
+
+def interrupt_at(step):
+    def callback(record):
+        if record.step == step:
+            raise KeyboardInterrupt
+
+    return callback
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_ctrl_c_keeps_the_image_of_the_last_completed_step(tiny_backbone, optimizer):
+    torch.manual_seed(0)
+    full = render(FreePixels(), nn.Identity(), tiny_backbone, MeanOf("conv3"), steps=4, optimizer=optimizer)
+    param = FreePixels()
+    with pytest.raises(RenderInterrupted) as info:
+        render(
+            param,
+            nn.Identity(),
+            tiny_backbone,
+            MeanOf("conv3"),
+            steps=9,
+            optimizer=optimizer,
+            thresholds=[2, 7],
+            callbacks=[interrupt_at(4)],
+        )
+    exc = info.value
+    assert isinstance(exc, KeyboardInterrupt)  # generic code still sees an interrupt
+    partial = exc.result
+    assert partial.interrupted and partial.steps == 4 == exc.steps_done and exc.total_steps == 9
+    assert sorted(partial.images) == [2, 4] and len(partial.history) == 4
+    # the same run up to step 4: same losses and the same image
+    assert partial.history == pytest.approx(full.history)
+    torch.testing.assert_close(partial.images[4], full.images[4])
+    assert partial.final_losses == full.final_losses
+    assert str(exc) == "interrupted at step 4 of 9"
+
+
+def test_ctrl_c_before_the_first_step_completes_has_no_image(tiny_backbone):
+    class Interrupting(MeanOf):
+        def forward(self, features):
+            raise KeyboardInterrupt
+
+    with pytest.raises(RenderInterrupted) as info:
+        render(FreePixels(), nn.Identity(), tiny_backbone, Interrupting("conv3"), steps=5)
+    assert info.value.result.steps == 0 and info.value.result.images == {}
+    assert "nothing was written" in str(info.value)
+
+
+def test_a_layer_that_never_runs_is_refused_before_step_1():
+    from paramviz.backbones.base import Backbone
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.unused = nn.ReLU()
+
+        def forward(self, x):
+            return self.conv(x)
+
+    param = FreePixels()
+    with pytest.raises(ConfigError, match="'unused'.*never runs"):
+        render(param, nn.Identity(), Backbone(Net(), name="n"), MeanOf("unused"), steps=3)
+    assert torch.equal(param.raw, torch.zeros_like(param.raw))

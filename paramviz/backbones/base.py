@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from paramviz.errors import ImageError, UnknownNameError
+from paramviz.errors import ConfigError, ImageError, UnknownNameError
 
 LAYERS_HINT = "run `paramviz layers {name}` to list its layers"
 
@@ -17,8 +18,35 @@ LAYERS_HINT = "run `paramviz layers {name}` to list its layers"
 _TOO_SMALL = ("too small", "Kernel size can't be greater than actual input size")
 
 
+#: Input side of the probe forward when a backbone does not know its native input size.
+PROBE_SIZE = 224
+
+
 class _StopForward(Exception):
     """Raised from a forward hook once every requested layer has been captured."""
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """What one forward pass shows about a module (see :meth:`Backbone.probe`).
+
+    Attributes:
+        path: Dotted module path.
+        kind: The module's class name.
+        ran: Whether the module is called in the network's forward pass (a drop-path that its block skips,
+            or an auxiliary head used only in training, is not).
+        shape: Output shape of its first call for one image, without the batch dimension (e.g. ``(112, 14,
+            14)``); ``None`` if it did not run or returned no tensor.
+        order: Position of its first call among all module calls (``-1`` if it did not run).
+        leaf: Whether the module has no submodules (leaf outputs are what a forward pass keeps in memory).
+    """
+
+    path: str
+    kind: str
+    ran: bool
+    shape: tuple[int, ...] | None
+    order: int
+    leaf: bool
 
 
 class Backbone(nn.Module):
@@ -60,6 +88,7 @@ class Backbone(nn.Module):
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         self._modules_by_name = dict(model.named_modules())
         self._modules_by_name.pop("", None)
+        self._probes: dict[tuple[int, int], dict[str, LayerInfo] | None] = {}
         self.aliases: dict[str, str] = {}
         for alias, path in (aliases or {}).items():
             if path not in self._modules_by_name:
@@ -90,9 +119,99 @@ class Backbone(nn.Module):
         )
 
     def validate(self, layers: Iterable[str]) -> None:
-        """Raise :class:`~paramviz.errors.UnknownNameError` for the first unknown layer name."""
+        """Check layer names before any work: each must exist and run in the network's forward pass.
+
+        Raises:
+            UnknownNameError: A name that is neither an alias nor a module path (with close matches).
+            ConfigError: A module that exists but is never called by the network's forward (it would have no
+                activation), found by :meth:`probe`; the message names it and a module around it that runs.
+        """
+        layers = list(layers)
         for layer in layers:
             self.resolve(layer)
+        info = self.probe()
+        if info is None:  # the network cannot run on the meta device: forward() reports such layers
+            return
+        for layer in layers:
+            path = self.resolve(layer)
+            if not info[path].ran:
+                raise self._never_runs(layer, path, info)
+
+    def _never_runs(self, layer: str, path: str, info: Mapping[str, LayerInfo] | None) -> ConfigError:
+        parts = path.split(".")
+        around = [".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
+        running = next((p for p in around if info is not None and p in info and info[p].ran), None)
+        hint = f"use {running!r} (the module around it) or another layer" if running else "use another layer"
+        named = repr(layer) if layer == path else f"{layer!r} ({path})"
+        return ConfigError(
+            f"layer {named} of backbone {self.name!r} (a {type(self._modules_by_name[path]).__name__} module) exists "
+            "but never runs in the network's forward pass (e.g. the drop-path of a block without a skip "
+            f"connection), so it has no activation; {hint}. `paramviz layers {self.name}` marks such modules"
+        )
+
+    def probe(self, size: int | tuple[int, int] | None = None) -> dict[str, LayerInfo] | None:
+        """Run the network once on PyTorch's meta device and report every module's call and output shape.
+
+        The meta device carries shapes only: nothing is computed or allocated, so this is instant even for
+        VGG at 4096 px, and the backbone's own weights are not touched (they are swapped for meta tensors with
+        :func:`torch.func.functional_call`). Results are cached per input size.
+
+        Args:
+            size: Input side (or ``(H, W)``); default the native input size, else :data:`PROBE_SIZE`.
+
+        Returns:
+            ``{module path: LayerInfo}`` for every module, or ``None`` when the network cannot run on the meta
+            device (data-dependent code) or not at this size (too small).
+        """
+        if size is None:
+            size = self.input_size or PROBE_SIZE
+        hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        if hw not in self._probes:
+            self._probes[hw] = self._probe(hw)
+        return self._probes[hw]
+
+    def _probe(self, hw: tuple[int, int]) -> dict[str, LayerInfo] | None:
+        calls: dict[str, tuple[int, tuple[int, ...] | None]] = {}
+
+        def make_hook(path: str):
+            def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+                if path not in calls:
+                    if isinstance(output, (tuple, list)) and output:
+                        output = output[0]
+                    shape = tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else None
+                    calls[path] = (len(calls), shape)
+
+            return hook
+
+        handles = [m.register_forward_hook(make_hook(p)) for p, m in self._modules_by_name.items()]
+        x = torch.empty(1, 3, *hw, device="meta")
+        try:
+            with torch.no_grad():
+                if self.mean.is_meta:
+                    self.model(x)
+                else:
+                    tensors = {
+                        k: torch.empty_like(v, device="meta")
+                        for named in (self.model.named_parameters, self.model.named_buffers)
+                        for k, v in named(remove_duplicate=False)
+                    }
+                    torch.func.functional_call(self.model, tensors, (x,))
+        except Exception:  # noqa: BLE001 - any failure only means "no probe"; forward() reports real errors
+            return None
+        finally:
+            for handle in handles:
+                handle.remove()
+        return {
+            path: LayerInfo(
+                path,
+                type(module).__name__,
+                path in calls,
+                calls[path][1] if path in calls else None,
+                calls[path][0] if path in calls else -1,
+                next(iter(module.children()), None) is None,
+            )
+            for path, module in self._modules_by_name.items()
+        }
 
     def module(self, layer: str) -> nn.Module:
         """The ``nn.Module`` behind a layer name or alias."""
@@ -154,10 +273,7 @@ class Backbone(nn.Module):
                 handle.remove()
         missing = [p for p in by_path if p not in captured]
         if missing:
-            raise RuntimeError(
-                f"layers {missing} of backbone {self.name!r} did not run in the forward pass; "
-                "they are defined but unused by the network's forward()"
-            )
+            raise self._never_runs(by_path[missing[0]][0], missing[0], self.probe())
         return {name: captured[path] for path, group in by_path.items() for name in group}
 
     def extra_repr(self) -> str:

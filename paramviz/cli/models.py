@@ -6,6 +6,7 @@ import click
 import torch
 
 from paramviz.backbones import backbone_families, build_backbone, format_backbone_table, format_layers
+from paramviz.backbones.listing import pretrained_source
 from paramviz.cli.group import main
 from paramviz.cli.options import weights_options
 
@@ -20,16 +21,21 @@ def models_command(family: str | None) -> None:
 
 @main.command("layers")
 @click.argument("backbone")
-@weights_options("random")
+@weights_options("pretrained")
 def layers_command(backbone: str, weights: str, trust_checkpoint: bool) -> None:
-    """List the addressable layers of BACKBONE: aliases first, then dotted module paths with their types.
+    """List the addressable layers of BACKBONE with their types and output shapes.
 
-    Layer names do not depend on the weights, so by default the network is built on PyTorch's meta device
-    (structure only: no download, no memory). Give --weights to inspect a particular file.
+    Aliases come first, then every dotted module path; shapes are channels x height x width at the native
+    input size, and modules that never run in the forward pass are marked. Layers and shapes do not depend on
+    the weights, so for 'pretrained' (the weights line then says where they come from) and 'random' the
+    network is built on PyTorch's meta device (structure only: no download, no memory). Give --weights FILE
+    to load and check a particular file.
     """
-    if weights == "random":
+    if weights in ("pretrained", "random"):
         with torch.device("meta"):
             built = build_backbone(backbone, "random")
+        source = pretrained_source(backbone) if weights == "pretrained" else "random"
+        click.echo(format_layers(built, weights=source))
     else:
         built = build_backbone(backbone, weights, trust_checkpoint=trust_checkpoint)
-    click.echo(format_layers(built))
+        click.echo(format_layers(built))

@@ -45,18 +45,36 @@ def config_option() -> Callable[[F], F]:
     )
 
 
+class OutDir(click.Path):
+    """A directory path for ``--out``; the empty string (which would mean the current directory) is refused."""
+
+    def __init__(self) -> None:
+        super().__init__(file_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("is empty; give a directory path such as --out out/run (--out . is the current directory)")
+        return super().convert(value, param, ctx)
+
+
 def out_options(default_out: str) -> Callable[[F], F]:
-    """``--out DIR`` and ``--force``."""
+    """``--out DIR``, ``--force`` and ``--quiet``."""
     return stack(
         click.option(
             "--out",
             "-o",
-            type=click.Path(file_okay=False, path_type=Path),
+            type=OutDir(),
             default=default_out,
             show_default=True,
-            help="Output directory (image(s), config.toml, metrics.json). Refused if not empty, unless --force.",
+            help="Output directory (image(s), config.toml, metrics.json, and .paramviz.json listing them). "
+            "Refused if not empty, unless --force.",
         ),
-        click.option("--force", is_flag=True, help="Replace a non-empty output directory."),
+        click.option(
+            "--force",
+            is_flag=True,
+            help="Replace the outputs of an earlier paramviz run in --out; a directory holding anything else (no "
+            ".paramviz.json, or files it does not list) is never replaced.",
+        ),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
     )
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paramviz.errors import ConfigError, ImageError, UnknownNameError
+from paramviz.io import add_to_manifest, read_manifest
 from paramviz.sweep.collect import SEED_AXIS, Arm, Sweep, load_annotations, read_sweep_dir
 from paramviz.sweep.collect import annotate as join_annotations
 from paramviz.sweep.plots import write_plots
@@ -218,6 +219,9 @@ def _commit(tmp: Path, final: Path) -> None:
         target.rename(tmp / "plots.old")  # removed with tmp: stale plots of metrics no longer present go too
     (tmp / PLOTS_DIR).rename(target)
     os.replace(tmp / HTML_NAME, final / HTML_NAME)
+    if read_manifest(final) is not None:  # a sweep directory paramviz owns: list the report's files in it
+        plots = [f"{PLOTS_DIR}/{p.name}" for p in target.iterdir()]
+        add_to_manifest(final, [CSV_NAME, HTML_NAME, *plots])
 
 
 # --- HTML ---------------------------------------------------------------------------------------------------

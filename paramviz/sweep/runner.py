@@ -31,7 +31,7 @@ from typing import Any
 
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, OutputExistsError
-from paramviz.io import OutputDir
+from paramviz.io import MANIFEST, OutputDir, add_to_manifest, is_temporary_name, prepare_output_dir
 from paramviz.render import Callback
 from paramviz.sweep.spec import Arm, SweepSpec, expand, load_sweep
 from paramviz.tasks import TASKS, SharedWork, Task
@@ -247,13 +247,16 @@ def write_arm(out: Path, arm: Arm, task: Task, result: Any) -> Path:
     target = out / ARMS_DIR / arm.id
     if target.exists():  # a leftover without metrics.json (never a finished arm): ours to replace
         shutil.rmtree(target)
-    with OutputDir(target) as arm_out:
+    with OutputDir(target, kind=task.name, record_in=out) as arm_out:
         task.write(result, arm_out)
     return target
 
 
 def prepare_sweep_dir(spec: SweepSpec, out: str | Path, *, force: bool = False) -> Path:
     """Create the sweep directory, or check that an existing one holds this sweep (then it is resumed).
+
+    The directory is paramviz's (its manifest lists every file a sweep and its report wrote), so ``force``
+    replaces another sweep there without touching anything else.
 
     Raises:
         OutputExistsError: ``out`` is a file, holds files that are not a sweep's, or holds another sweep and
@@ -265,11 +268,8 @@ def prepare_sweep_dir(spec: SweepSpec, out: str | Path, *, force: bool = False) 
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"sweep directory {str(out)!r} exists and is a file; choose a directory path")
     if out.is_dir() and any(out.iterdir()):
-        foreign = [
-            p.name
-            for p in out.iterdir()
-            if p.name not in (SWEEP_FILE, ARMS_FILE, ARMS_DIR, *REPORT_ENTRIES) and not _is_temporary(p.name)
-        ]
+        known = (SWEEP_FILE, ARMS_FILE, ARMS_DIR, MANIFEST, *REPORT_ENTRIES)
+        foreign = [p.name for p in out.iterdir() if p.name not in known and not _is_temporary(p.name)]
         if foreign or not (out / ARMS_FILE).is_file():
             shown = ", ".join(sorted(foreign)[:5]) or "no arms.json"
             raise OutputExistsError(
@@ -285,15 +285,10 @@ def prepare_sweep_dir(spec: SweepSpec, out: str | Path, *, force: bool = False) 
                 f"{str(out)!r} holds another sweep (its {SWEEP_FILE} differs from {spec.source}); choose another "
                 "--out, or pass --force to replace it"
             )
-        for name in (SWEEP_FILE, ARMS_FILE, ARMS_DIR, *REPORT_ENTRIES):
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output_dir(out, force, kind="sweep")  # with force: removes only the files its manifest lists
     (out / ARMS_DIR).mkdir(exist_ok=True)
     _atomic_write(out / SWEEP_FILE, spec.text or _spec_text(spec))
+    add_to_manifest(out, [SWEEP_FILE, ARMS_FILE])
     return out
 
 
@@ -316,13 +311,13 @@ def _read_sweep_text(out: Path) -> str | None:
 
 def _is_temporary(name: str) -> bool:
     """Names of the temporary files and folders this module and OutputDir write (hidden, with a marker)."""
-    return name.startswith(".") and (name.endswith(".tmp") or ".tmp-" in name or ".old-" in name)
+    return name.startswith(".") and (name.endswith(".tmp") or is_temporary_name(name))
 
 
 def _remove_leftovers(out: Path) -> None:
     """Delete temporary files and folders left by an earlier run that was killed while writing them."""
     for child in out.iterdir():
-        if _is_temporary(child.name) and child.name.startswith((f".{SWEEP_FILE}.", f".{ARMS_FILE}.")):
+        if _is_temporary(child.name) and child.is_file():
             child.unlink(missing_ok=True)
     arms = out / ARMS_DIR
     if not arms.is_dir():

@@ -154,6 +154,7 @@ def run_metrics(
     backbone: nn.Module,
     final_loss: float | None = None,
     initial_loss: float | None = None,
+    steps_requested: int | None = None,
 ) -> dict[str, object]:
     """The ``metrics.json`` fields every task writes (the run's own figures and its environment).
 
@@ -164,6 +165,8 @@ def run_metrics(
         backbone: The network that was optimized (its ``name`` and ``weights_source`` are recorded).
         final_loss: The final loss if the task measures it otherwise (style: without transforms).
         initial_loss: Likewise for the initial loss.
+        steps_requested: The steps the run was asked for; with an interrupted render (Ctrl-C) the fields
+            ``interrupted_at_step`` and ``steps_requested`` are added.
     """
     from paramviz import __version__
 
@@ -180,6 +183,11 @@ def run_metrics(
         "paramviz": __version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
+        **(
+            {"interrupted_at_step": render.steps, "steps_requested": steps_requested or render.steps}
+            if render.interrupted
+            else {}
+        ),
     }
 
 

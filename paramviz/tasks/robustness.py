@@ -31,6 +31,7 @@ from paramviz.config import ConfigBase, check_seed
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, ImageError
 from paramviz.io import SAMPLE_IMAGES, SAMPLE_PREFIX, OutputDir, check_output_dir, load_image
+from paramviz.limits import check_image_side, check_memory, estimate_render_bytes
 from paramviz.metrics.robustness import NORMS, LayerRobustness, PGDSettings, count_steps, layer_robustness
 from paramviz.tasks.base import TASKS, SharedWork, Task, seeded_backbone
 
@@ -111,6 +112,7 @@ class RobustnessConfig(ConfigBase):
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.size < 16:
             raise ConfigError(f"size must be at least 16 pixels, got {self.size}")
+        check_image_side(self.size)
         if self.norm not in NORMS:
             raise ConfigError(f"norm must be one of {', '.join(map(repr, NORMS))}, got {self.norm!r}")
         self.pgd_settings()
@@ -340,6 +342,9 @@ def compute_robustness(
                 spec.name, spec.weights, seed=config.seed, trust_checkpoint=config.trust_checkpoint, shared=shared
             )
         backbone.validate(layer_map[label])
+        # PGD keeps a batch of attacked images and their activations, like a render with Adam's state
+        estimate = estimate_render_bytes([(backbone, layer_map[label])], config.batch_size, *images.shape[-2:])
+        check_memory(estimate, device, "use a smaller --size or --batch-size")
         built[label] = backbone.to(device)
     total = sum(count_steps(images.shape[0], len(ls), settings, config.batch_size) for ls in layer_map.values())
     done = 0
@@ -487,7 +492,7 @@ def run_robustness(
     """Run :func:`compute_robustness` and write its outputs to ``out`` (refused if not empty unless ``force``)."""
     check_output_dir(out, force)
     result = compute_robustness(config, progress=progress, backbones=backbones)
-    with OutputDir(out, force) as target:
+    with OutputDir(out, force, kind="robustness") as target:
         write_robustness(result, target)
     return result
 

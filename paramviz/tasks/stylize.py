@@ -13,7 +13,9 @@ How a run is assembled (:func:`stylize`):
    ``config.toml`` records.
 2. The content image is loaded with its long side = ``size`` (the output has its size); each style image
    with long side ``round(size * style_scale)``.
-3. With ``original_colors="luminance"`` both are replaced by their luminance (:mod:`paramviz.tasks.colors`).
+3. With ``original_colors="luminance"`` both are replaced by their luminance, the network sees the output's
+   luminance only, and the style terms are scaled so that the content image's style loss is the same as in
+   colour (:mod:`paramviz.tasks.colors`).
 4. Style targets (Gram matrices or mean + covariance, blended over the style images with ``style_blend``) and
    content targets are computed once through the backbone and stored as buffers. Per-layer weights are
    normalized to sum 1 and multiplied by ``style_weight`` / ``content_weight``. Terms are logged as
@@ -32,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,8 +47,9 @@ from paramviz.backbones import Backbone
 from paramviz.backbones.composite import CompositeBackbone
 from paramviz.config import SEED_RANGE, ConfigBase, check_seed
 from paramviz.device import resolve_device
-from paramviz.errors import ConfigError, SpecError, UnknownNameError
+from paramviz.errors import ConfigError, RenderInterrupted, SpecError, UnknownNameError, WeightsError
 from paramviz.io import OutputDir, check_output_dir, load_image
+from paramviz.limits import check_image_side, check_lr, check_memory, estimate_render_bytes
 from paramviz.objectives.base import Objective
 from paramviz.objectives.penalties import INPUT_KEY, TotalVariation
 from paramviz.objectives.style import (
@@ -70,7 +74,7 @@ from paramviz.tasks.base import (
     run_metrics,
     seeded_backbone,
 )
-from paramviz.tasks.colors import COLOR_MODES, luminance_only_inputs, transfer_colors
+from paramviz.tasks.colors import COLOR_MODES, LuminanceView, luminance_only_inputs, transfer_colors
 from paramviz.tasks.style_presets import (
     OPTIMIZER_PRESETS,
     RANDOM_TRANSFORMS_OPTIMIZER,
@@ -198,6 +202,7 @@ class StyleConfig(ConfigBase):
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.size < 16:
             raise ConfigError(f"size must be at least 16 pixels, got {self.size}")
+        check_image_side(self.size)
         check_seed(self.seed)
         STYLE_PRESETS.get(self.preset)
         if self.optimizer is not None:
@@ -217,8 +222,8 @@ class StyleConfig(ConfigBase):
             value = getattr(self, name)
             if not (_is_number(value) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
-        if self.lr is not None and not (_is_number(self.lr) and math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
+        if self.lr is not None:
+            check_lr(self.lr)
         for name in ("style_blend", "style_layer_weights", "content_layer_weights"):
             for value in getattr(self, name):
                 _non_negative(name, value)
@@ -332,6 +337,8 @@ class StyleResult:
         snapshots: Output images at the thresholds, keyed by step, after colour preservation.
         initial_terms: Each term on the initial image, without transforms.
         final_terms: Each term on the final image, without transforms.
+        luminance_style_factor: With ``original_colors="luminance"``, the factor the style terms were scaled by
+            (see :mod:`paramviz.tasks.colors`); 1 otherwise.
         measured: Image metrics of the output (:mod:`paramviz.metrics`) as ``metrics.json`` fields:
             ``metrics`` (with the spectra of the style and content images), ``metrics_per_image``,
             ``metrics_skipped``.
@@ -346,6 +353,7 @@ class StyleResult:
     snapshots: dict[int, torch.Tensor]
     initial_terms: dict[str, float]
     final_terms: dict[str, float]
+    luminance_style_factor: float = 1.0
     measured: dict[str, dict] = field(default_factory=dict)
 
     @property
@@ -379,7 +387,13 @@ class StyleResult:
         total, initial_total = float(sum(final.values())), float(sum(initial.values()))
         return {
             **run_metrics(
-                "style", r, device=self.device, backbone=self.backbone, final_loss=total, initial_loss=initial_total
+                "style",
+                r,
+                device=self.device,
+                backbone=self.backbone,
+                final_loss=total,
+                initial_loss=initial_total,
+                steps_requested=self.config.steps,
             ),
             "style_loss": self.style_loss,
             "content_loss": self.content_loss,
@@ -394,6 +408,7 @@ class StyleResult:
             "term_history": r.term_history,
             "loss_history": r.history,
             "output_size": list(self.image.shape[-2:]),
+            "luminance_style_factor": self.luminance_style_factor,
             "metrics": {},
             "metrics_per_image": {},
             **self.measured,
@@ -537,14 +552,18 @@ def build_content_backbone(config: StyleConfig, shared: SharedWork | None = None
     if config.content_backbone is None:
         return None
     preset = config.layer_preset
-    return seeded_backbone(
-        config.content_backbone,
-        config.content_backbone_weights,
-        seed=config.seed + 1 if config.seed < SEED_RANGE[1] else 0,  # a different random network from the style one
-        trust_checkpoint=config.trust_checkpoint,
-        options=dict(preset.backbone_options) if config.content_backbone == preset.backbone else {},
-        shared=shared,
-    )
+    try:
+        return seeded_backbone(
+            config.content_backbone,
+            config.content_backbone_weights,
+            seed=config.seed + 1 if config.seed < SEED_RANGE[1] else 0,  # another random network than the style one
+            trust_checkpoint=config.trust_checkpoint,
+            options=dict(preset.backbone_options) if config.content_backbone == preset.backbone else {},
+            shared=shared,
+        )
+    except WeightsError as exc:  # the fixes it suggests are for this backbone's own option
+        text = re.sub(r"(?<![\w-])--weights\b", "--content-backbone-weights", str(exc))
+        raise WeightsError(re.sub(r"\bweights=PATH", "content_backbone_weights=PATH", text)) from None
 
 
 @torch.no_grad()
@@ -601,6 +620,7 @@ class StyleSetup:
         losses: Style and content terms with their targets (no total variation), or ``None`` if both have
             weight 0.
         content_keys: Content layer key -> weight (the replayed-target wrapper needs them).
+        luminance_style_factor: With ``original_colors="luminance"``, the factor the style terms are scaled by.
     """
 
     content_rgb: torch.Tensor
@@ -611,6 +631,7 @@ class StyleSetup:
     net: nn.Module
     losses: Objective | None
     content_keys: dict[str, float]
+    luminance_style_factor: float = 1.0
 
 
 def setup_key(config: StyleConfig) -> str:
@@ -662,6 +683,10 @@ def prepare_style(
     content_bb = content_backbone if separate else backbone
     backbone.validate(list(style_layers))
     content_bb.validate(list(content_layers))
+    h, w = content_rgb.shape[-2:]
+    optimizer = preset_optimizer(config).optimizer
+    parts = [(backbone, list(style_layers)), (content_bb, list(content_layers))]
+    check_memory(estimate_render_bytes(parts, 1, h, w, optimizer=optimizer), device, "use a smaller --size")
     backbone.to(device)
     content_bb.to(device)
 
@@ -678,13 +703,18 @@ def prepare_style(
         style_keys, content_keys = dict(style_layers), dict(content_layers)
     style_names = {key: f"style:{layer}" for key, layer in zip(style_keys, style_layers, strict=True)}
     content_names = {key: f"content:{layer}" for key, layer in zip(content_keys, content_layers, strict=True)}
+    colour_net = net
+    if config.original_colors == "luminance":
+        net = LuminanceView(net)  # the network sees the luminance of the output, which is all that is kept
 
     terms: list[Objective] = []
+    factor = 1.0
     if style_keys:
-        terms.append(
-            style_objective(
-                net,
-                styles_in,
+
+        def make_style(network: nn.Module, images: list[torch.Tensor]) -> Objective:
+            return style_objective(
+                network,
+                images,
                 style_keys,
                 loss=config.style_loss,
                 blend=config.style_blend or None,
@@ -695,11 +725,22 @@ def prepare_style(
                 temperature=config.swag_temperature,
                 names=style_names,
             )
-        )
+
+        style_term = make_style(net, styles_in)
+        if config.original_colors == "luminance":
+            # the style loss of the content image in colour and in luminance: scale the luminance terms so that
+            # it is the same (colour carries most of a painting's style loss; see paramviz.tasks.colors)
+            grey = sum(evaluate_terms(style_term, net, content_in).values())
+            colour = sum(evaluate_terms(make_style(colour_net, styles), colour_net, content_rgb).values())
+            factor = colour / grey if grey > 0 and colour > 0 else 1.0
+            style_term = factor * style_term
+        terms.append(style_term)
     if content_keys:
         terms.append(content_objective(net, content_in, content_keys, names=content_names))
     losses = sum(terms[1:], terms[0]).to(device) if terms else None
-    return StyleSetup(content_rgb, list(styles), content_in, list(styles_in), backbone, net, losses, content_keys)
+    return StyleSetup(
+        content_rgb, list(styles), content_in, list(styles_in), backbone, net, losses, content_keys, factor
+    )
 
 
 def render_style(
@@ -743,33 +784,50 @@ def render_style(
     with torch.no_grad():
         initial_terms = evaluate_terms(objective.to(device), net, param())
     preset = preset_optimizer(config)
-    result = render(
-        param,
-        transforms,
-        render_net,
-        objective,
-        optimizer=preset.optimizer,
-        steps=config.steps,
-        lr=float(config.lr),
-        thresholds=config.thresholds,
-        callbacks=callbacks,
-        seed=config.seed,
-        device=device,
-    )
-    final_terms = evaluate_terms(objective, net, result.image)
-    snapshots = {step: _recolor(config, img, setup.content_rgb) for step, img in result.images.items()}
-    image = snapshots[max(snapshots)]
+    try:
+        result = render(
+            param,
+            transforms,
+            render_net,
+            objective,
+            optimizer=preset.optimizer,
+            steps=config.steps,
+            lr=float(config.lr),
+            thresholds=config.thresholds,
+            callbacks=callbacks,
+            seed=config.seed,
+            device=device,
+        )
+    except RenderInterrupted as exc:
+        if exc.steps_done > 0:
+            exc.outcome = _finish(config, setup, exc.result, objective, initial_terms)
+        raise
+    finished = _finish(config, setup, result, objective, initial_terms)
+    finished.measured = measure(finished.image, context, config.metrics)
+    return finished
+
+
+def _finish(
+    config: StyleConfig,
+    setup: StyleSetup,
+    render_result: RenderResult,
+    objective: Objective,
+    initial_terms: dict[str, float],
+) -> StyleResult:
+    """The :class:`StyleResult` of a finished (or interrupted) render: final terms, recoloured images."""
+    final_terms = evaluate_terms(objective, setup.net, render_result.image)
+    snapshots = {step: _recolor(config, img, setup.content_rgb) for step, img in render_result.images.items()}
     return StyleResult(
         config=config,
-        render=result,
+        render=render_result,
         objective=objective,
-        backbone=net,
-        device=str(device),
-        image=image,
+        backbone=setup.net,
+        device=str(resolve_device(config.device)),
+        image=snapshots[max(snapshots)],
         snapshots=snapshots,
         initial_terms=initial_terms,
         final_terms=final_terms,
-        measured=measure(image, context, config.metrics),
+        luminance_style_factor=setup.luminance_style_factor,
     )
 
 
@@ -827,12 +885,21 @@ def run_style(
 ) -> StyleResult:
     """Run :func:`stylize` and write its outputs to ``out``.
 
-    Nothing is written unless the run succeeds; a non-empty ``out`` is refused (before any work) unless
-    ``force``.
+    Nothing is written unless the run succeeds or is interrupted with Ctrl-C (then the image of the last
+    completed step is written, ``metrics.json`` has ``"interrupted_at_step"``, and the
+    :class:`~paramviz.errors.RenderInterrupted` is raised again); a non-empty ``out`` is refused (before any
+    work) unless ``force``, and then only if it holds an earlier paramviz output.
     """
     check_output_dir(out, force)
-    result = stylize(config, callbacks)
-    with OutputDir(out, force) as target:
+    try:
+        result = stylize(config, callbacks)
+    except RenderInterrupted as exc:  # Ctrl-C: keep the image of the last completed step
+        if exc.outcome is not None:
+            with OutputDir(out, force, kind="style") as target:
+                write_outputs(exc.outcome, target)
+            exc.written_to = out
+        raise
+    with OutputDir(out, force, kind="style") as target:
         write_outputs(result, target)
     return result
 

@@ -12,9 +12,10 @@ import torch
 from paramviz.backbones import Backbone, parse_backbone_options
 from paramviz.config import ConfigBase, check_seed
 from paramviz.device import resolve_device
-from paramviz.errors import ConfigError
-from paramviz.io import OutputDir, check_output_dir, image_grid
-from paramviz.objectives import Objective, parse_objectives, required_batch
+from paramviz.errors import ConfigError, RenderInterrupted
+from paramviz.io import OutputDir, check_output_dir, image_grid, labeled_grid
+from paramviz.limits import check_image_side, check_lr, check_memory, estimate_render_bytes
+from paramviz.objectives import INPUT_KEY, Objective, parse_objectives, required_batch
 from paramviz.objectives.base import images_are_independent
 from paramviz.params import ParamBatch, ParamSpec, build_param
 from paramviz.render import OPTIMIZERS, Callback, RenderResult, render
@@ -87,8 +88,8 @@ class VisualizeConfig(ConfigBase):
             raise ConfigError(f"thresholds must be whole step numbers, got {bad_steps}")
         if self.size < 16:
             raise ConfigError(f"size must be at least 16 pixels, got {self.size}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
+        check_image_side(self.size)
+        check_lr(self.lr)
         OPTIMIZERS.get(self.optimizer)
         bad = [t for t in self.thresholds if not 1 <= t <= self.steps]
         if bad:
@@ -127,7 +128,9 @@ class VisualizeResult:
         """The ``metrics.json`` content: the common run fields, the objective's terms, the image metrics."""
         r = self.render
         return {
-            **run_metrics("visualize", r, device=self.device, backbone=self.backbone),
+            **run_metrics(
+                "visualize", r, device=self.device, backbone=self.backbone, steps_requested=self.config.steps
+            ),
             "objective": self.objective.name,
             "final_loss_per_image": list(r.final_losses),
             "terms": r.final_terms,
@@ -255,6 +258,9 @@ def visualize_batch(
     device = resolve_device(first.device)
     if backbone is None:
         backbone = build_network(first, shared)
+    layers = sorted(objective.layers() - {INPUT_KEY})
+    batch, side = sum(c.batch for c in configs), first.size
+    check_memory(estimate_render_bytes([(backbone, layers)], batch, side, side, optimizer=first.optimizer), device)
     size = (first.size, first.size)
     params = [build_param(c.param, size, batch=c.batch, seed=c.seed) for c in configs]
     param = params[0] if len(params) == 1 else ParamBatch(params)
@@ -263,19 +269,24 @@ def visualize_batch(
         metric_context("visualize", c.metrics, device=device, shared=shared, objective=objective, backbone=backbone)
         for c in configs
     ]
-    result = render(
-        param,
-        build_transforms(first.transforms),
-        backbone,
-        objective,
-        optimizer=first.optimizer,
-        steps=first.steps,
-        lr=first.lr,
-        thresholds=first.thresholds,
-        callbacks=callbacks,
-        seed=seeds,
-        device=device,
-    )
+    try:
+        result = render(
+            param,
+            build_transforms(first.transforms),
+            backbone,
+            objective,
+            optimizer=first.optimizer,
+            steps=first.steps,
+            lr=first.lr,
+            thresholds=first.thresholds,
+            callbacks=callbacks,
+            seed=seeds,
+            device=device,
+        )
+    except RenderInterrupted as exc:
+        if len(configs) == 1:  # a single run keeps its partial result (run_visualize writes it)
+            exc.outcome = VisualizeResult(first, exc.result, objective, backbone, str(device))
+        raise
     renders = [result] if len(configs) == 1 else [result.split(i) for i in range(len(configs))]
     return [
         VisualizeResult(
@@ -291,13 +302,35 @@ def visualize_batch(
     ]
 
 
+def image_labels(objective: Objective, batch: int) -> list[str]:
+    """One label per image of a batch: the units only that image is driven towards, else ``image I``.
+
+    For ``stage5:3|7|11|19`` (one channel per image) the labels are ``stage5:3``, ``stage5:7``, ...; a term
+    for one image (``stage4:12@1``) labels that image; terms for every image are left out.
+    """
+    parts: list[list[str]] = [[] for _ in range(batch)]
+    for _, leaf in objective.leaves():
+        name = leaf.name.removeprefix("channel:")
+        tokens = name.split(":")
+        lists = [i for i, t in enumerate(tokens) if "|" in t]
+        if lists and len(tokens[lists[0]].split("|")) == batch:
+            for i, unit in enumerate(tokens[lists[0]].split("|")):
+                parts[i].append(":".join([*tokens[: lists[0]], unit, *tokens[lists[0] + 1 :]]))
+        elif getattr(leaf, "batch", None) is not None and 0 <= leaf.batch < batch:
+            parts[leaf.batch].append(name.removesuffix(f"@{leaf.batch}"))
+    return [" + ".join(p) or f"image {i}" for i, p in enumerate(parts)]
+
+
 def write_outputs(result: VisualizeResult, out: OutputDir) -> None:
     """Write image(s), snapshots, ``config.toml`` and ``metrics.json`` into an open :class:`OutputDir`."""
     images = result.images
-    out.save_image("image.png", image_grid(images) if images.shape[0] > 1 else images[0])
     if images.shape[0] > 1:
+        labels = image_labels(result.objective, images.shape[0])
+        labeled_grid([list(images)], col_labels=labels).save(out.path("image.png"))
         for i, img in enumerate(images):
             out.save_image(f"image_{i}.png", img)
+    else:
+        out.save_image("image.png", images[0])
     for step, snap in result.render.images.items():
         if step != result.render.steps:
             out.save_image(f"steps/step_{step:05d}.png", image_grid(snap) if snap.shape[0] > 1 else snap[0])
@@ -311,10 +344,21 @@ def run_visualize(
     force: bool = False,
     callbacks: Iterable[Callback] = (),
 ) -> VisualizeResult:
-    """Run :func:`visualize` and write its outputs to ``out`` (refuses a non-empty ``out`` unless ``force``)."""
+    """Run :func:`visualize` and write its outputs to ``out`` (refuses a non-empty ``out`` unless ``force``).
+
+    On Ctrl-C (:class:`~paramviz.errors.RenderInterrupted`) the image of the last completed step is written
+    as usual, with ``"interrupted_at_step"`` in ``metrics.json``, and the exception is raised again.
+    """
     check_output_dir(out, force)
-    result = visualize(config, callbacks)
-    with OutputDir(out, force) as target:
+    try:
+        result = visualize(config, callbacks)
+    except RenderInterrupted as exc:
+        if exc.outcome is not None and exc.steps_done > 0:
+            with OutputDir(out, force, kind="visualize") as target:
+                write_outputs(exc.outcome, target)
+            exc.written_to = out
+        raise
+    with OutputDir(out, force, kind="visualize") as target:
         write_outputs(result, target)
     return result
 

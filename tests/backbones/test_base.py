@@ -135,3 +135,78 @@ def test_input_too_small_for_the_network_is_a_clear_error():
     backbone = Backbone(net, name="small")
     with pytest.raises(ImageError, match=r"6x6 px is too small for backbone 'small'.*--size"):
         backbone(torch.rand(1, 3, 6, 6), ["2"])
+
+
+# --- modules that exist but never run -------------------------------------------------------------------------
+class Block(nn.Module):
+    """A block with a drop-path that its forward never calls (as EfficientNet's first blocks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.drop_path = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x).relu()
+
+
+class SkipsAModule(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = Block()
+        self.head = nn.Conv2d(4, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.block(x))
+
+
+def test_a_layer_that_never_runs_is_refused_before_any_work():
+    from paramviz.errors import ConfigError
+
+    torch.manual_seed(0)
+    backbone = Backbone(SkipsAModule(), name="skips")
+    weight = backbone.model.head.weight.detach().clone()
+    backbone.validate(["block", "head"])
+    message = r"'block.drop_path' of backbone 'skips' \(a Identity module\) exists but never runs"
+    with pytest.raises(ConfigError, match=message):
+        backbone.validate(["head", "block.drop_path"])
+    with pytest.raises(ConfigError, match="use 'block' \\(the module around it\\)"):
+        backbone(torch.rand(1, 3, 8, 8), ["block.drop_path"])
+    # the probe ran on the meta device: the real weights are untouched
+    assert backbone.model.head.weight.device.type == "cpu" and torch.equal(backbone.model.head.weight, weight)
+
+
+def test_efficientnet_lite0_drop_paths_are_refused():
+    from paramviz.errors import ConfigError
+
+    with torch.device("meta"):
+        backbone = build_backbone("efficientnet_lite0", "random")
+    never = sorted(path for path, info in backbone.probe().items() if not info.ran)
+    assert never == [f"blocks.{i}.0.drop_path" for i in range(7)]
+    with pytest.raises(ConfigError, match="blocks.0.0.drop_path.*use 'blocks.0.0'"):
+        backbone.validate(["stage3", "blocks.0.0.drop_path"])
+
+
+def test_probe_reports_output_shapes_and_call_order(user_backbone: Backbone):
+    info = user_backbone.probe(16)
+    assert info["stem"].shape == (4, 16, 16) and info["head"].shape == (5,)
+    assert info["stem"].order < info["body.0"].order < info["head"].order
+    assert info["body"].leaf is False and info["body.0"].leaf is True and info["body"].kind == "Sequential"
+    assert user_backbone.probe(16) is info  # cached per size
+    assert user_backbone.probe((16, 24))["stem"].shape == (4, 16, 24)
+
+
+def test_a_network_that_cannot_run_on_meta_skips_the_probe():
+    class DataDependent(SkipsAModule):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.mean().item() > 100:  # needs real values
+                return x
+            return super().forward(x)
+
+    backbone = Backbone(DataDependent(), name="dd")
+    assert backbone.probe() is None
+    backbone.validate(["block.drop_path"])  # cannot tell here ...
+    from paramviz.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="never runs"):  # ... so the forward reports it cleanly
+        backbone(torch.rand(1, 3, 8, 8), ["block.drop_path"])

@@ -98,20 +98,20 @@ def test_backbone_table_lists_every_entry_and_timm() -> None:
 def test_layers_listing_shows_aliases_then_modules_with_types() -> None:
     backbone = build_backbone("resnet18", "random")
     text = format_layers(backbone)
-    assert re.search(r"^  logits\s+fc$", text, re.MULTILINE)
-    assert re.search(r"^  layer3\.1\.conv2\s+Conv2d$", text, re.MULTILINE)
-    assert re.search(r"^  layer4\s+Sequential$", text, re.MULTILINE)
+    assert re.search(r"^  logits\s+fc\s+1000$", text, re.MULTILINE)
+    assert re.search(r"^  layer3\.1\.conv2\s+Conv2d\s+256x14x14$", text, re.MULTILINE)
+    assert re.search(r"^  layer4\s+Sequential\s+512x7x7$", text, re.MULTILINE)
     assert text.index("aliases") < text.index("modules") < text.index("layer3.1.conv2")
-    assert "weights: random" in text and "0.485" in text
-    modules = re.findall(r"^  (\S+)\s+\w+$", text.split("modules")[1], re.MULTILINE)
+    assert "weights: random" in text and "0.485" in text and "one 224x224 image (its native size)" in text
+    modules = re.findall(r"^  (\S+)\s+\w+\s+[\dx]+$", text.split("modules")[1], re.MULTILINE)
     assert modules == [p for p in backbone.layers() if p not in backbone.aliases]
 
 
 def test_layers_listing_of_a_user_module() -> None:
     backbone = Backbone(nn.Sequential(nn.Conv2d(3, 2, 1), nn.ReLU()), mean=(0.5,) * 3, std=(0.5,) * 3)
     text = format_layers(backbone)
-    assert "aliases (0):\n  (none)" in text and re.search(r"^  1\s+ReLU$", text, re.MULTILINE)
-    assert "mean (0.5, 0.5, 0.5)" in text and "native size" not in text
+    assert "aliases (0):\n  (none)" in text and re.search(r"^  1\s+ReLU\s+2x224x224$", text, re.MULTILINE)
+    assert "mean (0.5, 0.5, 0.5)" in text and "; native size" not in text and "no native size is known" in text
 
 
 def test_layers_listing_of_a_meta_build_matches_the_real_one() -> None:

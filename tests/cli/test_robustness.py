@@ -74,7 +74,13 @@ def test_writes_outputs_with_every_setting(tmp_path, images, fake_registry):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert fake_registry == [("resnet50", "random"), ("madry_resnet50_linf_eps4", "pretrained")]
-    assert {p.name for p in out.iterdir()} == {"robustness.csv", "robustness.json", "robustness.png", "config.toml"}
+    assert {p.name for p in out.iterdir()} == {
+        ".paramviz.json",
+        "robustness.csv",
+        "robustness.json",
+        "robustness.png",
+        "config.toml",
+    }
     rows = read_rows(out / "robustness.csv")
     assert [(r["backbone"], r["layer"]) for r in rows] == [
         ("resnet50@random", "stage1"),
@@ -107,11 +113,11 @@ def test_user_errors_are_one_line_messages(tmp_path, images, fake_registry):
     bad_layer = invoke(
         "robustness", "tiny", "--layers", "conv33", "--size", "16", "--images", images, "--out", str(tmp_path / "x")
     )
-    assert bad_layer.exit_code == 1 and "unknown layer" in bad_layer.output and "'conv3'" in bad_layer.output
+    assert bad_layer.exit_code == 2 and "unknown layer" in bad_layer.output and "'conv3'" in bad_layer.output
     assert not (tmp_path / "x").exists()
     bad_eps = invoke("robustness", "tiny", "--layers", "conv2", "--eps", "four")
     assert bad_eps.exit_code == 2 and "not a finite number or a fraction" in bad_eps.output
     huge_eps = invoke("robustness", "tiny", "--layers", "conv2", "--eps", "1e400")
     assert huge_eps.exit_code == 2 and "'1e400' is not a finite number" in huge_eps.output
     no_layers = invoke("robustness", "tiny", "--size", "16", "--images", images, "--out", str(tmp_path / "y"))
-    assert no_layers.exit_code == 1 and "no layers given for backbone 'tiny'" in no_layers.output
+    assert no_layers.exit_code == 2 and "no layers given for backbone 'tiny'" in no_layers.output

@@ -6,6 +6,8 @@ from click.testing import CliRunner
 
 import paramviz.cli.style  # noqa: F401  (registers the command)
 import paramviz.tasks.base
+import paramviz.tasks.stylize as task
+from paramviz.backbones import build_backbone as paramviz_build_backbone
 from paramviz.cli import main
 from paramviz.tasks.style_presets import OPTIMIZER_PRESETS, STYLE_PRESETS
 from paramviz.tasks.stylize import StyleConfig
@@ -77,7 +79,13 @@ def test_style_writes_outputs_and_refuses_overwrite(tmp_path, tiny):
     result = invoke(*args, "--original-colors", "post", "--threshold", "2", *FAST, "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "style loss" in result.output
-    assert sorted(p.name for p in out.iterdir()) == ["config.toml", "image.png", "metrics.json", "steps"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".paramviz.json",
+        "config.toml",
+        "image.png",
+        "metrics.json",
+        "steps",
+    ]
     config = StyleConfig.from_toml(out / "config.toml")
     assert config.style_layers == ("relu1", "relu2") and config.style_layer_weights == (1.0, 3.0)
     assert config.style_blend == (3.0, 1.0) and config.styles == (STARRY, STARRY)
@@ -137,3 +145,34 @@ def test_bad_input_gives_a_clear_error_and_writes_nothing(tmp_path, tiny, monkey
     assert needle in result.output, result.output
     assert "Traceback" not in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.jpg"]
+
+
+def test_decompression_bomb_and_missing_content_weights_are_one_line_errors(tmp_path, tiny, monkeypatch):
+    from PIL import Image
+
+    import paramviz.backbones.weights as weights
+
+    Image.new("L", (50, 50)).save(tmp_path / "bomb.png")
+    Image.new("RGB", (30, 20), "red").save(tmp_path / "content.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    bomb = CliRunner().invoke(main, ["style", str(tmp_path / "content.png"), str(tmp_path / "bomb.png"), *FAST])
+    assert bomb.exit_code == 2 and "Traceback" not in bomb.output
+    assert bomb.stderr.strip().splitlines() == [
+        f"Error: image {str(tmp_path / 'bomb.png')!r} has 2,500 pixels, more than the 1,000 that Pillow opens "
+        "safely (PIL.Image.MAX_IMAGE_PIXELS; larger files can be decompression bombs); scale it down below that "
+        "(e.g. to 4096 px on its long side) and use the smaller copy"
+    ]
+
+    monkeypatch.undo()
+    monkeypatch.setattr(
+        paramviz.tasks.base, "build_backbone", paramviz_build_backbone
+    )  # the real factory for the content net
+    monkeypatch.setattr(task, "build_style_backbone", lambda config, shared=None: tiny)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
+    monkeypatch.setattr(weights, "download_file", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    args = ["style", "sample:chelsea", STARRY, "--content-backbone", "resnet50", "--content-layers", "layer3"]
+    split = CliRunner().invoke(main, [*args, *TINY[:2], *FAST, "--out", str(tmp_path / "split")])
+    assert split.exit_code == 1 and "Traceback" not in split.output
+    (line,) = split.stderr.strip().splitlines()
+    assert "resnet50-" in line and "--content-backbone-weights random" in line and "`--weights" not in line
+    assert not (tmp_path / "split").exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from paramviz.errors import OutputExistsError
+from paramviz.io import read_manifest
 from paramviz.sweep.runner import run_sweep
 from paramviz.sweep.spec import expand, load_sweep
 
@@ -40,7 +41,8 @@ def test_sweep_writes_every_arm_and_a_rerun_redoes_nothing(basic_sweep, tmp_path
     assert (out / "sweep.toml").read_text() == basic_sweep.read_text()
     for arm in data["arms"]:
         folder = out / "arms" / arm["id"]
-        assert sorted(p.name for p in folder.iterdir()) == ["config.toml", "image.png", "metrics.json"]
+        assert sorted(p.name for p in folder.iterdir()) == [".paramviz.json", "config.toml", "image.png", "metrics.json"]
+        assert f"arms/{arm['id']}/metrics.json" in read_manifest(out).files  # the sweep's manifest lists it
         metrics = json.loads((folder / "metrics.json").read_text())
         assert metrics["task"] == "visualize" and metrics["batched_with"] == 4
     before = snapshot(out)

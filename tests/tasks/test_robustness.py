@@ -51,6 +51,8 @@ def test_config_validation_names_the_value(tmp_path):
         small(tmp_path, norm="l3")
     with pytest.raises(ConfigError, match="size must be at least 16"):
         small(tmp_path, size=8)
+    with pytest.raises(ConfigError, match="size 100000 is larger than 4096 pixels per side"):
+        small(tmp_path, size=100000)
     with pytest.raises(ConfigError, match="steps must be a positive integer"):
         small(tmp_path, steps=0)
     with pytest.raises(ConfigError, match="no backbone given"):
@@ -142,6 +144,23 @@ def test_unknown_layer_fails_before_any_attack(tmp_path, tiny_backbone):
         compute_robustness(small(tmp_path, layers=()), backbones={"tiny": tiny_backbone})
 
 
+def test_decompression_bomb_and_memory_are_refused_before_any_attack(tmp_path, tiny_backbone, monkeypatch):
+    import paramviz.limits
+    from paramviz.errors import ImageError
+
+    events = []
+    config = small(tmp_path)
+    Image.new("L", (40, 40)).save(tmp_path / "imgs" / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(ImageError, match="bomb.png' has 1,600 pixels, more than the 1,000"):
+        compute_robustness(config, progress=events.append, backbones={"tiny": tiny_backbone})
+    (tmp_path / "imgs" / "bomb.png").unlink()
+    monkeypatch.setattr(paramviz.limits, "available_memory", lambda device: 1000)
+    with pytest.raises(ConfigError, match="--batch-size"):
+        compute_robustness(config, progress=events.append, backbones={"tiny": tiny_backbone})
+    assert events == []
+
+
 def test_named_backbones_are_built_with_their_weights_reproducibly(tmp_path, tiny_backbone, monkeypatch):
     calls = []
 
@@ -163,6 +182,7 @@ def test_run_writes_table_json_plot_and_config(tmp_path, tiny_backbone):
     out = tmp_path / "run"
     result = run_robustness(config, out, backbones={"tiny": tiny_backbone, "tiny@copy": tiny_backbone})
     assert sorted(p.name for p in out.iterdir()) == [
+        ".paramviz.json",
         "config.toml",
         "robustness.csv",
         "robustness.json",

@@ -10,7 +10,15 @@ from paramviz.backbones import build_backbone
 from paramviz.backbones.base import Backbone
 from paramviz.backbones.composite import CompositeBackbone
 from paramviz.config import apply_overrides
-from paramviz.errors import ConfigError, ImageError, OutputExistsError, SpecError, UnknownNameError
+from paramviz.errors import (
+    ConfigError,
+    ImageError,
+    OutputExistsError,
+    RenderInterrupted,
+    SpecError,
+    UnknownNameError,
+    WeightsError,
+)
 from paramviz.io import load_image
 from paramviz.objectives.style import ContentLoss, GramStyleLoss, W2StyleLoss, gram_matrix
 from paramviz.params import ParamSpec
@@ -190,6 +198,9 @@ def test_resolved_config_round_trips_through_toml(tmp_path):
         ({"preset": "gatis"}, UnknownNameError, "'gatys'"),
         ({"optimizer": "adamm"}, UnknownNameError, "'adam'"),
         ({"size": 8}, ConfigError, "at least 16"),
+        ({"size": 100000}, ConfigError, "larger than 4096 pixels per side"),
+        ({"lr": float("inf")}, ConfigError, "lr must be a finite number"),
+        ({"lr": 1e38}, ConfigError, "larger than 1000"),
         ({"init": "zeros"}, UnknownNameError, "init"),
         ({"original_colors": "lum"}, UnknownNameError, "'luminance'"),
         ({"style_loss": "w3"}, UnknownNameError, "'w2'"),
@@ -248,7 +259,13 @@ def test_run_writes_outputs_and_refuses_to_overwrite(tmp_path, tiny_backbone, mo
     config = small(thresholds=(4,))
     out = tmp_path / "run"
     result = run_style(config, out)
-    assert sorted(p.name for p in out.iterdir()) == ["config.toml", "image.png", "metrics.json", "steps"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".paramviz.json",
+        "config.toml",
+        "image.png",
+        "metrics.json",
+        "steps",
+    ]
     assert (out / "steps" / "step_00004.png").exists()
     assert StyleConfig.from_toml(out / "config.toml") == result.config == config.resolve()
     metrics = json.loads((out / "metrics.json").read_text())
@@ -287,7 +304,90 @@ def test_bad_input_gives_a_clear_error_and_writes_nothing(tmp_path, tiny_backbon
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.jpg"]
 
 
+def test_ctrl_c_writes_the_current_image_and_says_where(tmp_path, tiny_backbone, monkeypatch):
+    monkeypatch.setattr(paramviz.tasks.base, "build_backbone", lambda *a, **k: tiny_backbone)
+
+    def interrupt(record):
+        if record.step == 3:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    with pytest.raises(RenderInterrupted) as info:
+        run_style(small(steps=50), out, callbacks=[interrupt])
+    assert info.value.written_to == out and info.value.steps_done == 3
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["interrupted_at_step"] == 3 and metrics["steps"] == 3 and metrics["steps_requested"] == 50
+    assert len(metrics["loss_history"]) == 3
+    assert StyleConfig.from_toml(out / "config.toml").steps == 50
+    assert load_image(out / "image.png").shape == (1, 3, 21, 32)
+    # the same seeded run for 3 steps gives the image that was written
+    full = stylize(small(steps=3), backbone=tiny_backbone)
+    torch.testing.assert_close(load_image(out / "image.png"), load_image_like(full.image), atol=1 / 255, rtol=0)
+
+
+def load_image_like(image):
+    return (image.clamp(0, 1) * 255).round() / 255
+
+
+def test_memory_is_checked_before_anything_is_allocated(tiny_backbone, monkeypatch):
+    import paramviz.limits
+
+    monkeypatch.setattr(paramviz.limits, "available_memory", lambda device: 10_000)
+    monkeypatch.setattr(task, "build_param", lambda *a, **k: pytest.fail("allocated before the memory check"))
+    with pytest.raises(ConfigError, match=r"needs at least .* MB .* but only 0.0 MB is of RAM available"):
+        stylize(small(), backbone=tiny_backbone)
+
+
+def test_weights_error_of_the_content_backbone_names_its_own_option(monkeypatch, tmp_path):
+    import paramviz.backbones.weights as weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(weights, "download_file", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    config = small(content_backbone="resnet50", content_layers=("layer3",))
+    with pytest.raises(WeightsError) as info:
+        task.build_content_backbone(config)
+    text = str(info.value)
+    assert "--content-backbone-weights PATH" in text and "--content-backbone-weights random" in text
+    assert "`--weights" not in text and "content_backbone_weights=PATH" in text
+
+
 # --- colours ---------------------------------------------------------------------------------------------------
+def test_luminance_mode_keeps_the_style_loss_scale_and_sees_only_luminance(tiny_backbone):
+    off = stylize(small(init="content", steps=1), backbone=tiny_backbone)
+    lum = stylize(small(init="content", steps=1, original_colors="luminance"), backbone=tiny_backbone)
+    # the content image starts with the same style loss as in colour: --style-weight means the same in both modes
+    assert lum.initial_style_loss == pytest.approx(off.initial_style_loss, rel=1e-4)
+    assert lum.luminance_style_factor > 1 and lum.metrics()["luminance_style_factor"] == lum.luminance_style_factor
+    assert off.luminance_style_factor == 1.0
+    # the network sees only the luminance: changing the chroma of an image does not change any term
+    image = torch.rand(1, 3, 21, 32, generator=torch.Generator().manual_seed(0))
+    yiq = rgb_to_yiq(image)
+    shifted = yiq_to_rgb(torch.cat([yiq[:, :1], yiq[:, 1:] * 0.2], 1))
+    a, b = (task.evaluate_terms(lum.objective, lum.backbone, x) for x in (image, shifted))
+    assert a == pytest.approx(b, rel=1e-4) and a != pytest.approx(
+        task.evaluate_terms(off.objective, off.backbone, image)
+    )
+
+
+@pytest.mark.slow
+def test_luminance_mode_visibly_stylizes_with_two_blended_paintings():
+    # the README's blend example: before the scaling, the style loss fell only 4x here (0.45 -> 0.11)
+    config = StyleConfig(
+        content="sample:chelsea",
+        styles=(STARRY, SHIPWRECK),
+        style_blend=(0.7, 0.3),
+        original_colors="luminance",
+        size=96,
+        steps=40,
+        device="cpu",
+    )
+    result = stylize(config)
+    assert result.style_loss * 8 <= result.initial_style_loss, (result.initial_style_loss, result.style_loss)
+    content = load_image("sample:chelsea", 96)
+    assert (luminance(result.image) - luminance(content)).abs().mean() > 0.04  # the brightness pattern moved
+    assert (rgb_to_yiq(result.image)[:, 1:] - rgb_to_yiq(content)[:, 1:]).abs().mean() < 0.02  # colours kept
+
+
 def test_yiq_round_trip_and_luminance_of_grey():
     x = torch.rand(2, 3, 5, 7, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(yiq_to_rgb(rgb_to_yiq(x)), x)

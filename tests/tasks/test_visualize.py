@@ -5,10 +5,19 @@ import torch
 
 import paramviz.tasks.base
 from paramviz.config import apply_overrides
-from paramviz.errors import ConfigError, OutputExistsError, UnknownNameError
+from paramviz.errors import ConfigError, OutputExistsError, RenderInterrupted, UnknownNameError
+from paramviz.io import load_image, read_manifest
+from paramviz.objectives import parse_objectives
 from paramviz.params import ParamSpec
 from paramviz.tasks.base import SharedWork
-from paramviz.tasks.visualize import VisualizeConfig, batch_key, run_visualize, visualize, visualize_batch
+from paramviz.tasks.visualize import (
+    VisualizeConfig,
+    batch_key,
+    image_labels,
+    run_visualize,
+    visualize,
+    visualize_batch,
+)
 
 
 def small(**changes) -> VisualizeConfig:
@@ -34,6 +43,14 @@ def test_batch_renders_independent_images_with_per_image_channels(tiny_backbone)
 def test_config_validation_names_the_value():
     with pytest.raises(ConfigError, match="size must be at least 16"):
         small(size=8)
+    with pytest.raises(ConfigError, match="size 100000 is larger than 4096 pixels per side"):
+        small(size=100000)
+    with pytest.raises(ConfigError, match="lr must be a finite number, got inf"):
+        small(lr=float("inf"))
+    with pytest.raises(ConfigError, match="lr 1e\\+38 is larger than 1000"):
+        small(lr=1e38)
+    with pytest.raises(ConfigError, match="lr must be positive"):
+        small(lr=0.0)
     with pytest.raises(ConfigError, match="steps must be a positive integer"):
         small(steps=0)
     with pytest.raises(UnknownNameError, match="'lbfgs'"):
@@ -50,8 +67,16 @@ def test_run_writes_outputs_and_config_round_trips(tmp_path, tiny_backbone, monk
     config = small(thresholds=(3,))
     out = tmp_path / "run"
     run_visualize(config, out)
-    assert sorted(p.name for p in out.iterdir()) == ["config.toml", "image.png", "metrics.json", "steps"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".paramviz.json",
+        "config.toml",
+        "image.png",
+        "metrics.json",
+        "steps",
+    ]
     assert (out / "steps" / "step_00003.png").exists()
+    assert read_manifest(out).kind == "visualize"
+    assert read_manifest(out).files == ("config.toml", "image.png", "metrics.json", "steps/step_00003.png")
     assert VisualizeConfig.from_toml(out / "config.toml") == config
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 6 and metrics["final_loss"] < metrics["initial_loss"]
@@ -127,3 +152,74 @@ def test_shared_work_builds_the_backbone_once(tiny_backbone, monkeypatch):
     for seed in (0, 1):
         visualize(small(seed=seed, steps=1), shared=shared)
     assert len(built) == 1
+
+
+def test_ctrl_c_writes_the_image_of_the_last_completed_step(tmp_path, tiny_backbone, monkeypatch):
+
+    monkeypatch.setattr(paramviz.tasks.base, "build_backbone", lambda *a, **k: tiny_backbone)
+
+    def interrupt(record):
+        if record.step == 4:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    with pytest.raises(RenderInterrupted) as info:
+        run_visualize(small(steps=500, thresholds=(2, 300)), out, callbacks=[interrupt])
+    assert info.value.written_to == out
+    assert str(info.value) == (
+        f'interrupted at step 4 of 500; wrote the current image to {out} (metrics.json has "interrupted_at_step": 4)'
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["interrupted_at_step"] == 4 and metrics["steps"] == 4 and metrics["steps_requested"] == 500
+    assert read_manifest(out).files == ("config.toml", "image.png", "metrics.json", "steps/step_00002.png")
+    full = visualize(small(steps=4), backbone=tiny_backbone)
+    expected = (full.images[0].clamp(0, 1) * 255).round() / 255
+    torch.testing.assert_close(load_image(out / "image.png")[0], expected, atol=1 / 255, rtol=0)
+
+
+def test_ctrl_c_before_any_step_writes_nothing(tmp_path, tiny_backbone, monkeypatch):
+    import paramviz.tasks.visualize as task
+
+    monkeypatch.setattr(paramviz.tasks.base, "build_backbone", lambda *a, **k: tiny_backbone)
+    monkeypatch.setattr(task, "build_transforms", lambda spec: interrupting_transform)
+    out = tmp_path / "run"
+    with pytest.raises(RenderInterrupted, match="nothing was written"):
+        run_visualize(small(), out)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+class Interrupting(torch.nn.Module):
+    def forward(self, x, draw=None):
+        raise KeyboardInterrupt
+
+
+interrupting_transform = Interrupting()
+
+
+def test_memory_estimate_refuses_a_run_before_allocating(tiny_backbone, monkeypatch):
+    import paramviz.limits
+    import paramviz.tasks.visualize as task
+
+    monkeypatch.setattr(paramviz.limits, "available_memory", lambda device: 50_000_000)
+    monkeypatch.setattr(task, "build_param", lambda *a, **k: pytest.fail("allocated before the memory check"))
+    with pytest.raises(ConfigError, match=r"a batch of 8 images of 1024x1024 px needs at least .* GB .* 50.0 MB"):
+        visualize(small(size=1024, batch=8), backbone=tiny_backbone)
+
+
+def test_batch_grid_labels_each_image_with_its_unit(tmp_path, tiny_backbone, monkeypatch):
+
+    assert image_labels(parse_objectives(["stage5:3|7|11|19"]), 4) == ["stage5:3", "stage5:7", "stage5:11", "stage5:19"]
+    mixed = parse_objectives(["logit:1|2", "0.5*stage4:12@1", "tv"])
+    assert image_labels(mixed, 2) == ["logit:1", "logit:2 + stage4:12"]
+    units = parse_objectives(["neuron:layer3:3|7", "logit:espresso|tabby"])
+    assert image_labels(units, 2) == ["neuron:layer3:3 + logit:espresso", "neuron:layer3:7 + logit:tabby"]
+    assert image_labels(parse_objectives(["conv3:1"]), 2) == ["image 0", "image 1"]
+
+    monkeypatch.setattr(paramviz.tasks.base, "build_backbone", lambda *a, **k: tiny_backbone)
+    out = tmp_path / "grid"
+    run_visualize(small(objectives=("conv3:1|2",), steps=1), out)
+    from PIL import Image
+
+    with Image.open(out / "image.png") as grid:
+        assert grid.size[0] > 2 * 24 and grid.size[1] > 24 + 8  # two panels and a row of labels above them
+    assert load_image(out / "image_1.png").shape == (1, 3, 24, 24)
