@@ -41,7 +41,8 @@ def test_sweep_writes_every_arm_and_a_rerun_redoes_nothing(basic_sweep, tmp_path
     assert (out / "sweep.toml").read_text() == basic_sweep.read_text()
     for arm in data["arms"]:
         folder = out / "arms" / arm["id"]
-        assert sorted(p.name for p in folder.iterdir()) == [".paramviz.json", "config.toml", "image.png", "metrics.json"]
+        files = sorted(p.name for p in folder.iterdir())
+        assert files == [".paramviz.json", "config.toml", "image.png", "metrics.json"]
         assert f"arms/{arm['id']}/metrics.json" in read_manifest(out).files  # the sweep's manifest lists it
         metrics = json.loads((folder / "metrics.json").read_text())
         assert metrics["task"] == "visualize" and metrics["batched_with"] == 4
