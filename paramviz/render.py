@@ -1,7 +1,12 @@
 """The optimization loop: parameterization -> transforms -> backbone -> objective -> optimizer.
 
 :func:`render` owns only the loop. It reads no files, prints nothing and has no model-specific branches;
-progress goes to callbacks that receive a frozen :class:`StepRecord` after every step.
+progress goes to callbacks that receive a :class:`StepRecord` after every step.
+
+A steady-state step makes no host-device synchronization: transform draws are sampled ahead and moved to
+the device in chunks, the step's values stay on the device until a callback reads them, a NaN/inf loss is
+noted on the device and raised (naming its step) when values are read anyway and at the end, snapshots are
+copied to the host at the end. (L-BFGS reads its loss on the host in every step regardless.)
 """
 
 from __future__ import annotations
@@ -24,25 +29,59 @@ from paramviz.registry import Registry
 from paramviz.transforms import TransformStack
 
 
-@dataclass(frozen=True)
 class StepRecord:
     """What a callback sees after each step.
+
+    The step's values stay on the device until a callback reads ``loss``, ``losses`` or ``terms``: reading
+    them copies them to the host (on CUDA, a synchronization), so a callback that only counts steps costs
+    nothing, and a progress bar that shows the loss a few times a second costs a few copies a second.
 
     Attributes:
         step: 1-based step number.
         steps: Total number of steps.
+        seconds: Wall time since the loop started.
         loss: Mean loss over the batch (lower is better).
         losses: Loss per image.
         terms: Mean value of each named term over the batch (they sum to ``loss``).
-        seconds: Wall time since the loop started.
     """
 
-    step: int
-    steps: int
-    loss: float
-    losses: tuple[float, ...]
-    terms: dict[str, float]
-    seconds: float
+    __slots__ = ("_terms", "_total", "_values", "seconds", "step", "steps")
+
+    def __init__(
+        self, step: int, steps: int, total: torch.Tensor, terms: dict[str, torch.Tensor], seconds: float
+    ) -> None:
+        self.step, self.steps, self.seconds = step, steps, seconds
+        self._total, self._terms = total, terms
+        self._values: tuple[float, tuple[float, ...], dict[str, float]] | None = None
+
+    @property
+    def materialized(self) -> bool:
+        """Whether the values were read (copied to the host)."""
+        return self._values is not None
+
+    def _read(self) -> tuple[float, tuple[float, ...], dict[str, float]]:
+        if self._values is None:
+            names = list(self._terms)
+            flat = torch.stack([self._total.mean(), *(self._terms[n].mean() for n in names)]).tolist()
+            losses = tuple(self._total.reshape(-1).tolist())
+            self._values = (flat[0], losses, dict(zip(names, flat[1:], strict=True)))
+        return self._values
+
+    @property
+    def loss(self) -> float:
+        return self._read()[0]
+
+    @property
+    def losses(self) -> tuple[float, ...]:
+        return self._read()[1]
+
+    @property
+    def terms(self) -> dict[str, float]:
+        return self._read()[2]
+
+    def __repr__(self) -> str:
+        values = f"loss={self.loss:.4g}" if self.materialized else "values on the device"
+        return f"StepRecord(step={self.step}/{self.steps}, {values}, seconds={self.seconds:.3f})"
 
 
 @dataclass
@@ -191,68 +230,147 @@ def render(
     callbacks = list(callbacks)
     reads_input = INPUT_KEY in objective.layers()
 
+    with torch.no_grad():
+        shape = tuple(param().shape)
+    draws = _DrawQueue(transforms, shape, steps, generator, device) if stack_draws else None
+    check_each_step = optimizer == "lbfgs"  # its line search reads the loss on the host anyway
+    watch = _NonFiniteWatch(device)
+    log = _Log()
+    snapshots: dict[int, torch.Tensor] = {}
     result = RenderResult(images={}, history=[], steps=steps)
     start = time.perf_counter()
+    done = 0
     try:
         for step in range(1, steps + 1):
             last: dict[str, Any] = {}
+            draw = draws.next() if draws is not None else None
 
-            def closure(step: int = step, last: dict[str, Any] = last) -> torch.Tensor:
+            def closure(step: int = step, last: dict[str, Any] = last, draw: Any = draw) -> torch.Tensor:
                 opt.zero_grad(set_to_none=True)
-                image = transforms(param(), generator=generator) if stack_draws else transforms(param())
+                image = transforms(param(), draw=draw) if draw is not None else transforms(param())
                 features = backbone(image, layers)
                 if reads_input:
                     features[INPUT_KEY] = image
                 total, terms = objective.evaluate(features)
                 loss = total.sum()
-                if not torch.isfinite(loss):
-                    raise NonFiniteLossError(
-                        f"the loss became {loss.item()} at step {step} (terms: "
-                        f"{ {k: float(v.detach().mean()) for k, v in terms.items()} }); "
-                        "lower --lr, use --param fourier or a sigmoid squash, or check the objective weights"
-                    )
+                if check_each_step and not torch.isfinite(loss):
+                    raise _non_finite(step, total.detach(), {k: v.detach() for k, v in terms.items()})
                 loss.backward()
                 last["total"], last["terms"] = total.detach(), {k: v.detach() for k, v in terms.items()}
                 return loss
 
             opt.step(closure)
-            record = StepRecord(
-                step=step,
-                steps=steps,
-                loss=float(last["total"].mean()),
-                losses=tuple(float(v) for v in last["total"].cpu()),
-                terms={k: float(v.mean()) for k, v in last["terms"].items()},
-                seconds=time.perf_counter() - start,
-            )
-            result.history.append(record.loss)
-            result.image_history.append(record.losses)
-            for name, value in record.terms.items():
-                result.term_history.setdefault(name, []).append(value)
-            for name, value in last["terms"].items():
-                per_image = value.detach().reshape(-1).cpu().tolist()
-                if len(per_image) == 1 and len(record.losses) > 1:  # a batch-wide term: the same for every image
-                    per_image = per_image * len(record.losses)
-                result.image_term_history.setdefault(name, []).append(tuple(per_image))
+            watch.add(step, last["total"])
+            log.add(last["total"], last["terms"])
             if step in keep:
                 with torch.no_grad():
-                    result.images[step] = param().detach().cpu()
+                    snapshots[step] = param().detach().clone()
+            done = step
+            record = StepRecord(step, steps, last["total"], last["terms"], time.perf_counter() - start)
             for callback in callbacks:
                 callback(record)
+            if record.materialized:  # the values are on the host now: checking the flag costs no extra wait
+                watch.check(log)
     except KeyboardInterrupt:
         # Ctrl-C: keep the work done so far (the image after the last completed step) for the caller to save
-        done = len(result.history)
         result.steps, result.interrupted = done, True
         result.seconds = time.perf_counter() - start
-        result.images = {k: v for k, v in result.images.items() if k <= done}
         if done:
-            result.final_losses = record.losses
-            if done not in result.images:
+            if done not in snapshots:
                 with torch.no_grad():
-                    result.images[done] = param().detach().cpu()
+                    snapshots[done] = param().detach().clone()
+            log.fill(result)
+        result.images = {k: v.cpu() for k, v in snapshots.items() if k <= done}
         raise RenderInterrupted(result, steps) from None
     result.seconds = time.perf_counter() - start
-    result.final_losses = record.losses
+    watch.check(log)
+    log.fill(result)
+    result.images = {k: v.cpu() for k, v in snapshots.items()}
     return result
+
+
+class _DrawQueue:
+    """The transform draws of the coming steps, sampled in step order and moved to the device ahead of time.
+
+    Draws are made in chunks of at most ``max_bytes`` (noise draws are image-sized), so a step itself copies
+    nothing between host and device; the draws are exactly those step-by-step sampling would give.
+    """
+
+    def __init__(
+        self,
+        transforms: TransformStack,
+        shape: tuple[int, ...],
+        steps: int,
+        generator: torch.Generator | list[torch.Generator] | None,
+        device: torch.device,
+        max_bytes: int = 64 * 2**20,
+    ) -> None:
+        self.transforms, self.shape, self.left = transforms, shape, steps
+        self.generator, self.device = generator, device
+        self.chunk = max(1, min(steps, max_bytes // max(1, transforms.draw_bytes(shape))))
+        self.pending: list[Any] = []
+
+    def next(self) -> Any:
+        if not self.pending:
+            count = min(self.chunk, self.left)
+            self.pending = self.transforms.plan(self.shape, count, self.generator, self.device)[::-1]
+        self.left -= 1
+        return self.pending.pop()
+
+
+class _Log:
+    """Per-step totals and terms, kept on the device and copied to the host once (at the end, or on demand)."""
+
+    def __init__(self) -> None:
+        self.totals: list[torch.Tensor] = []
+        self.terms: dict[str, list[torch.Tensor]] = {}
+
+    def add(self, total: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        self.totals.append(total.reshape(-1))
+        batch = self.totals[-1].shape[0]
+        for name, value in terms.items():
+            self.terms.setdefault(name, []).append(value.reshape(-1).expand(batch))  # batch-wide: every image
+
+    def fill(self, result: RenderResult) -> None:
+        """Write the histories into ``result`` (one copy to the host)."""
+        if not self.totals:
+            return
+        totals = torch.stack(self.totals)  # (steps, B)
+        names = list(self.terms)
+        terms = torch.stack([torch.stack(self.terms[n]) for n in names]) if names else totals[:0][None]
+        totals_host, terms_host = totals.cpu(), terms.cpu()
+        result.image_history = [tuple(row) for row in totals_host.tolist()]
+        result.history = totals_host.mean(1).tolist()
+        result.final_losses = result.image_history[-1]
+        for i, name in enumerate(names):
+            values = terms_host[i]
+            result.image_term_history[name] = [tuple(row) for row in values.tolist()]
+            result.term_history[name] = values.mean(1).tolist()
+
+
+class _NonFiniteWatch:
+    """Remembers, on the device, the first step whose loss was NaN or infinite; :meth:`check` raises for it."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.first = torch.zeros((), dtype=torch.long, device=device)
+
+    def add(self, step: int, total: torch.Tensor) -> None:
+        bad = ~torch.isfinite(total).all()
+        self.first = torch.where(bad & (self.first == 0), step, self.first)
+
+    def check(self, log: _Log) -> None:
+        step = int(self.first)
+        if step:
+            terms = {name: values[step - 1] for name, values in log.terms.items()}
+            raise _non_finite(step, log.totals[step - 1], terms)
+
+
+def _non_finite(step: int, total: torch.Tensor, terms: dict[str, torch.Tensor]) -> NonFiniteLossError:
+    values = {k: float(v.float().mean()) for k, v in terms.items()}
+    return NonFiniteLossError(
+        f"the loss became {float(total.float().sum())} at step {step} (terms: {values}); "
+        "lower --lr, use --param fourier or a sigmoid squash, or check the objective weights"
+    )
 
 
 def _generators(seed: int | Sequence[int] | None, batch: int | None) -> torch.Generator | list[torch.Generator] | None:

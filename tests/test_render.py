@@ -202,3 +202,72 @@ def test_a_layer_that_never_runs_is_refused_before_step_1():
     with pytest.raises(ConfigError, match="'unused'.*never runs"):
         render(param, nn.Identity(), Backbone(Net(), name="n"), MeanOf("unused"), steps=3)
     assert torch.equal(param.raw, torch.zeros_like(param.raw))
+
+
+def test_a_nan_is_found_when_a_callback_reads_the_values(tiny_backbone):
+    Exploding.count = 0
+    seen = []
+    with pytest.raises(NonFiniteLossError, match="at step 3"):
+        render(
+            FreePixels(),
+            nn.Identity(),
+            tiny_backbone,
+            Exploding("conv3"),
+            steps=50,
+            callbacks=[lambda r: seen.append(r.loss)],
+        )
+    assert len(seen) == 3  # not all 50 steps: reading the values found it at once
+    assert not math.isfinite(seen[-1])
+
+
+def test_records_stay_on_the_device_until_read(tiny_backbone):
+    records = []
+    result = render(FreePixels(), nn.Identity(), tiny_backbone, MeanOf("conv3"), steps=4, callbacks=[records.append])
+    assert not any(r.materialized for r in records)  # nobody read them: nothing was copied to the host
+    assert [r.loss for r in records] == pytest.approx(result.history)
+    assert records[0].terms == {"mean:conv3": pytest.approx(result.history[0])}
+    assert all(r.materialized for r in records)
+
+
+def test_drawing_ahead_gives_the_draws_of_step_by_step_sampling():
+    from paramviz.transforms import build_transforms
+
+    stack = build_transforms("lucid")
+    shape = (3, 3, 32, 32)
+    ahead = stack.plan(shape, 5, [torch.Generator().manual_seed(s) for s in (0, 1, 2)])
+    gens = [torch.Generator().manual_seed(s) for s in (0, 1, 2)]
+    for planned in ahead:
+        one = stack.sample(shape, gens)
+        for a, b in zip(planned.params, one.params, strict=True):
+            assert a.keys() == b.keys() and all(torch.equal(a[k].cpu(), b[k]) for k in a)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("transforms", ["none", "lucid", "pad:4,jitter:3,noise:0.01"])
+def test_a_steady_state_step_does_not_synchronize_on_cuda(tiny_backbone, transforms):
+    from paramviz.params import ParamSpec, build_param
+    from paramviz.transforms import build_transforms
+
+    steps, warm_up = 12, 3
+
+    def sync_debug(record):  # error on any host-device sync between the warm-up and the last step
+        if record.step == warm_up:
+            torch.cuda.set_sync_debug_mode("error")
+        if record.step == steps - 1:
+            torch.cuda.set_sync_debug_mode("default")
+
+    try:
+        param = build_param(ParamSpec("fourier"), (32, 32), batch=2, seed=0)
+        objective = MeanOf("conv3") + 0.1 * MeanOf("stage1")
+        result = render(
+            param,
+            build_transforms(transforms),
+            tiny_backbone,
+            objective,
+            steps=steps,
+            callbacks=[sync_debug],
+            device="cuda",
+        )
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert len(result.history) == steps and result.history[-1] < result.history[0]

@@ -8,6 +8,7 @@ import click
 from tqdm.auto import tqdm
 
 from paramviz.cli.group import main
+from paramviz.cli.progress import LossReader
 from paramviz.render import StepRecord
 from paramviz.sweep.runner import DEFAULT_MAX_BATCH, SweepEvent, run_sweep
 from paramviz.sweep.spec import describe_arms, expand, load_sweep
@@ -53,6 +54,7 @@ class SweepProgress:
         self.disable = disable
         self.arms: tqdm | None = None
         self.steps: tqdm | None = None
+        self.read_loss = LossReader()
 
     def on_sweep(self, event: SweepEvent) -> None:
         if self.arms is None:
@@ -78,7 +80,9 @@ class SweepProgress:
                 position=1,
                 leave=False,
             )
-        self.steps.set_postfix_str(f"loss={record.loss:.4g}", refresh=False)
+        loss = self.read_loss(record) if not self.disable else None
+        if loss is not None:
+            self.steps.set_postfix_str(f"loss={loss:.4g}", refresh=False)
         self.steps.update(record.step - self.steps.n)
 
     def close(self) -> None:

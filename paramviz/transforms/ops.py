@@ -2,13 +2,16 @@
 
 Every op is an ``nn.Module`` with a two-step forward so draws can be replayed:
 
-- ``sample(shape) -> params``: draws its random parameters for a batch of ``shape`` from torch's global RNG,
-  one draw per image, as CPU tensors (so a seed gives the same draws on every device);
+- ``sample(shape, generator=None) -> params``: draws its random parameters for a batch of ``shape`` from a CPU
+  generator (or torch's global RNG), one draw per image, as CPU tensors (so a seed gives the same draws on every
+  device);
+- ``to_device(params, device) -> params``: the params as ``apply`` wants them on that device (moved once, ahead
+  of the steps that use them, so a step copies nothing between host and device);
 - ``apply(x, params) -> x'``: the deterministic, differentiable transform with those parameters.
 
-Geometry uses kornia (``kornia.geometry.transform.warp_affine`` with matrices from
-``get_rotation_matrix2d``); integer shifts and crops are exact gathers, so they move pixels without
-interpolation.
+Rotation and scale are one bilinear warp about the centre (the same as kornia's ``warp_affine`` with
+``get_rotation_matrix2d``, built as a sampling grid on the device); integer shifts and crops move pixels
+exactly, without interpolation (crop offsets stay on the host: they are slice bounds).
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from kornia.geometry.transform import get_rotation_matrix2d, warp_affine
 from torch import nn
 
 from paramviz.errors import ImageError, SpecError
@@ -74,6 +76,10 @@ class Transform(nn.Module):
             generator: A CPU ``torch.Generator`` to draw from (``None``: torch's global RNG).
         """
         return {}
+
+    def to_device(self, params: Params, device: torch.device | str) -> Params:
+        """``params`` placed where :meth:`apply` reads them on ``device`` (default: every tensor moved there)."""
+        return {key: value.to(device) for key, value in params.items()}
 
     def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         """The transform of ``x`` with the given parameters (differentiable in ``x``)."""
@@ -261,18 +267,23 @@ class Jitter(Transform):
             return {"shift": torch.randint(-self.d, self.d + 1, (int(shape[0]), 2), generator=generator)}
         return {"offset": torch.randint(0, self.d + 1, (int(shape[0]), 2), generator=generator)}
 
+    def to_device(self, params: Params, device: torch.device | str) -> Params:
+        if self.mode == "crop":  # slice bounds: read on the host, where reading them needs no synchronization
+            return {key: value.cpu() for key, value in params.items()}
+        return super().to_device(params, device)
+
     def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         h, w = x.shape[-2:]
         out_h, out_w = self.output_size((h, w))
         key = "shift" if self.mode == "shift" else "offset"
-        move = params[key].to(device=x.device, dtype=torch.long)
-        _check_batch(move.shape[0], x, self.spec)
+        _check_batch(params[key].shape[0], x, self.spec)
         if self.mode == "shift":
+            move = params[key].to(device=x.device, dtype=torch.long)
             # out[i] = x[i - dy]: the content moves by +dy.
             rows = _reflect_index(torch.arange(h, device=x.device)[None] - move[:, :1], h)
             cols = _reflect_index(torch.arange(w, device=x.device)[None] - move[:, 1:], w)
         else:  # a crop stays inside the image: plain slices per image (far cheaper than a gather)
-            offsets = move.tolist()
+            offsets = params[key].tolist()
             crops = [x[i : i + 1, :, dy : dy + out_h, dx : dx + out_w] for i, (dy, dx) in enumerate(offsets)]
             return torch.cat(crops) if len(crops) > 1 else crops[0]
         return _gather(x, rows, cols)
@@ -347,16 +358,26 @@ def affine_about_centre(x: torch.Tensor, angle: torch.Tensor, scale: torch.Tenso
     """Rotate by ``angle`` degrees (counter-clockwise) and zoom by ``scale`` about the centre, in one warp.
 
     Rotation and isotropic zoom about the same centre commute, so a scale op followed by a rotate op (or the
-    reverse) is exactly this single warp, with one bilinear interpolation instead of two.
+    reverse) is exactly this single warp, with one bilinear interpolation instead of two. The result equals
+    ``kornia.geometry.transform.warp_affine(x, get_rotation_matrix2d(centre, angle, scale), (H, W),
+    padding_mode="reflection", align_corners=True)`` (tested), built directly as the normalized sampling grid
+    so that no tensor is created on the host: kornia's normalization matrices are, and each such copy is a
+    host-device synchronization on CUDA.
     """
     b, _, h, w = x.shape
     _check_batch(angle.shape[0], x, op)
     dtype = x.dtype if x.is_floating_point() else torch.float32
-    center = torch.tensor([(w - 1) / 2, (h - 1) / 2], device=x.device, dtype=dtype).expand(b, 2)
-    angle = angle.to(device=x.device, dtype=dtype)
-    scale = scale.to(device=x.device, dtype=dtype)[:, None].expand(b, 2)
-    matrix = get_rotation_matrix2d(center, angle, scale)
-    return warp_affine(x, matrix, (h, w), mode="bilinear", padding_mode="reflection", align_corners=True)
+    radians = angle.to(device=x.device, dtype=dtype) * (math.pi / 180)
+    inverse_scale = 1 / scale.to(device=x.device, dtype=dtype)
+    # The inverse of the warp (output -> input) in normalized coordinates, where the centre is the origin: a
+    # rotation by -angle and a zoom by 1/scale, with the aspect ratio of the pixel grid taken into account.
+    a = torch.cos(radians) * inverse_scale
+    s = torch.sin(radians) * inverse_scale
+    aspect = (w - 1) / (h - 1) if h > 1 and w > 1 else 1.0
+    zero = torch.zeros_like(a)
+    theta = torch.stack([torch.stack([a, -s / aspect, zero], 1), torch.stack([s * aspect, a, zero], 1)], 1)
+    grid = F.affine_grid(theta, [b, x.shape[1], h, w], align_corners=True)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
 
 
 class Scale(AffineOp):

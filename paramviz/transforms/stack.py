@@ -122,6 +122,26 @@ class TransformStack(nn.Module):
             size = op.output_size(size)
         return TransformDraw(self.spec, shape, tuple(params))
 
+    def to_device(self, draw: TransformDraw, device: torch.device | str) -> TransformDraw:
+        """``draw`` with each op's params placed where it reads them on ``device`` (see ``Transform.to_device``)."""
+        params = tuple(op.to_device(p, device) for op, p in zip(self.ops, draw.params, strict=True))
+        return TransformDraw(draw.spec, draw.shape, params)
+
+    def plan(
+        self, shape: Sequence[int], steps: int, generator: Generators = None, device: torch.device | str = "cpu"
+    ) -> list[TransformDraw]:
+        """Draws for ``steps`` passes, moved to ``device`` ahead of time.
+
+        They are sampled in order, so they are exactly what ``steps`` calls of :meth:`sample` give; a step that
+        replays one copies nothing between host and device.
+        """
+        return [self.to_device(self.sample(shape, generator), device) for _ in range(steps)]
+
+    def draw_bytes(self, shape: Sequence[int]) -> int:
+        """Size in bytes of one draw for ``shape`` (to decide how many steps to draw ahead)."""
+        draw = self.sample(shape, torch.Generator().manual_seed(0))
+        return sum(t.numel() * t.element_size() for params in draw.params for t in params.values())
+
     def forward(self, x: torch.Tensor, draw: TransformDraw | None = None, generator: Generators = None) -> torch.Tensor:
         """Transform a batch (B, C, H, W); replay ``draw`` if given, else draw new parameters.
 

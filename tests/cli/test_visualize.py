@@ -88,3 +88,22 @@ def test_models_and_layers_commands():
     assert layers.exit_code == 0 and "layer4" in layers.output and "logits" in layers.output
     bad = invoke("layers", "resnet19")
     assert bad.exit_code != 0 and "resnet18" in bad.output
+
+
+def test_the_progress_bar_reads_the_loss_a_few_times_a_second():
+    from paramviz.cli.progress import LossReader
+
+    class Record:
+        def __init__(self, step, steps=100):
+            self.step, self.steps, self.reads = step, steps, 0
+
+        @property
+        def loss(self):
+            self.reads += 1
+            return 1.0
+
+    reader = LossReader(interval=60.0)
+    records = [Record(step) for step in range(1, 101)]
+    values = [reader(r) for r in records]
+    assert values[0] == 1.0 and values[-1] == 1.0 and values[1:-1] == [None] * 98
+    assert sum(r.reads for r in records) == 2

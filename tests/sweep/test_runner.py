@@ -129,7 +129,7 @@ def factory(weights="pretrained", *, trust_checkpoint=False):
 
 entry = BackboneEntry("tiny_sweep_net", factory, "", "", "t")
 BACKBONES._entries["tiny_sweep_net"] = Entry("tiny_sweep_net", entry, "")
-run_sweep({sweep!r}, {out!r}, max_batch=1, step_callbacks=[lambda r: time.sleep(0.05)])
+run_sweep({sweep!r}, {out!r}, max_batch=1, step_callbacks=[lambda r: time.sleep(0.3)])
 """
 
 

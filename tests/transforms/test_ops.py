@@ -143,3 +143,18 @@ def test_draw_for_wrong_batch_is_refused():
     params = Rotate((5.0,)).sample((2, 3, 8, 8))
     with pytest.raises(ImageError, match="batch of 2"):
         Rotate((5.0,)).apply(torch.rand(3, 3, 8, 8), params)
+
+
+def test_the_affine_warp_equals_kornias():
+    from kornia.geometry.transform import get_rotation_matrix2d, warp_affine
+
+    from paramviz.transforms.ops import affine_about_centre
+
+    torch.manual_seed(0)
+    for h, w in [(32, 32), (24, 40), (41, 17)]:
+        x = torch.rand(3, 3, h, w)
+        angle, scale = torch.tensor([10.0, -7.0, 33.0]), torch.tensor([1.1, 0.9, 1.0])
+        centre = torch.tensor([(w - 1) / 2, (h - 1) / 2]).expand(3, 2)
+        matrix = get_rotation_matrix2d(centre, angle, scale[:, None].expand(3, 2))
+        expected = warp_affine(x, matrix, (h, w), mode="bilinear", padding_mode="reflection", align_corners=True)
+        torch.testing.assert_close(affine_about_centre(x, angle, scale), expected, atol=2e-5, rtol=0)
