@@ -55,6 +55,7 @@ def format_layers(backbone: Backbone) -> str:
     lines = [
         f"backbone {backbone.name!r}  weights: {backbone.weights_source or '-'}",
         f"input: [0, 1] RGB, {stats}" + (f"; native size {backbone.input_size} px" if backbone.input_size else ""),
+        *([f"layout: {layout}"] if (layout := backbone.layout.describe()) else []),
         "",
         f"aliases ({len(backbone.aliases)}):",
     ]

@@ -88,3 +88,6 @@ def test_models_and_layers_commands():
     assert layers.exit_code == 0 and "layer4" in layers.output and "logits" in layers.output
     bad = invoke("layers", "resnet19")
     assert bad.exit_code != 0 and "resnet18" in bad.output
+    vit = invoke("layers", "timm:vit_tiny_patch16_224")
+    assert vit.exit_code == 0 and "blocks.11" in vit.output and "logits" in vit.output
+    assert "skipping 1 class/register token" in vit.output
