@@ -18,7 +18,7 @@ from torch import nn
 from paramviz.config import check_seed
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, NonFiniteLossError
-from paramviz.objectives.base import Objective, total_weight_is_zero
+from paramviz.objectives.base import Objective, RenderContext, total_weight_is_zero
 from paramviz.objectives.penalties import INPUT_KEY  # the transformed image, for penalties
 from paramviz.registry import Registry
 from paramviz.transforms import TransformStack
@@ -177,6 +177,7 @@ def render(
     transforms.to(device)
     backbone.to(device)
     objective.to(device)
+    objective.prepare(RenderContext(param, transforms, backbone, device))  # image-driven objectives: targets
     generator = _generators(seed, getattr(param, "batch", None))
     stack_draws = isinstance(transforms, TransformStack)  # any other module draws (or not) as it likes
 
@@ -233,6 +234,7 @@ def render(
                 result.images[step] = param().detach().cpu()
         for callback in callbacks:
             callback(record)
+    objective.prepare(None)  # stop replaying this loop's transforms on reference images
     result.seconds = time.perf_counter() - start
     result.final_losses = record.losses
     return result
