@@ -38,7 +38,8 @@ better), so a weight > 0 pursues the objective and a negative weight works again
 diversity are added with small positive weights: ``layer3:12``, ``0.05*tv``, ``100*diversity:layer3``.
 
 Objective names (:attr:`Objective.name`) are written in this grammar, so a logged name parses back to the
-same objective (direction vectors longer than 8 values excepted).
+same objective (direction vectors longer than 8 values and reference images or targets given as tensors in
+Python excepted).
 
 Malformed specs raise :class:`~paramviz.errors.SpecError` naming the spec, the bad part and an example; an
 unknown kind that looks like a misspelt one (``chanel:layer3:5``) raises
