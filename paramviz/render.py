@@ -177,7 +177,7 @@ def render(
     transforms.to(device)
     backbone.to(device)
     objective.to(device)
-    objective.prepare(RenderContext(param, transforms, backbone, device))  # image-driven objectives: targets
+    objective.attach(RenderContext(param, transforms, backbone, device))  # image-driven objectives: targets
     generator = _generators(seed, getattr(param, "batch", None))
     stack_draws = isinstance(transforms, TransformStack)  # any other module draws (or not) as it likes
 
@@ -234,7 +234,7 @@ def render(
                 result.images[step] = param().detach().cpu()
         for callback in callbacks:
             callback(record)
-    objective.prepare(None)  # stop replaying this loop's transforms on reference images
+    objective.attach(None)  # stop replaying this loop's transforms on reference images
     result.seconds = time.perf_counter() - start
     result.final_losses = record.losses
     return result

@@ -136,26 +136,26 @@ def test_lbfgs_does_not_stop_early_on_tiny_gradients(tiny_backbone):
     assert param.raw.abs().max() > 0
 
 
-def test_objectives_are_prepared_before_step_1_and_released_after_the_loop(tiny_backbone):
+def test_objectives_are_attached_before_step_1_and_detached_after_the_loop(tiny_backbone):
     from paramviz.objectives.base import RenderContext
 
     events = []
 
     class Recording(MeanOf):
-        def prepare(self, context):
-            events.append(("prepare", context))
+        def attach(self, context):
+            events.append(("attach", context))
 
         def forward(self, features):
             events.append(("forward", None))
             return super().forward(features)
 
     param, transforms = FreePixels(size=12), nn.Identity()
-    objective = Recording("conv3") + 0.5 * Recording("conv2")  # a weighted sum prepares every term
+    objective = Recording("conv3") + 0.5 * Recording("conv2")  # a weighted sum attaches every term
     render(param, transforms, tiny_backbone, objective, steps=2, device="cpu")
     kinds = [kind for kind, _ in events]
-    assert kinds == ["prepare", "prepare"] + ["forward"] * 4 + ["prepare", "prepare"]
+    assert kinds == ["attach", "attach"] + ["forward"] * 4 + ["attach", "attach"]
     context = events[0][1]
     assert isinstance(context, RenderContext)
     assert context.param is param and context.transforms is transforms and context.backbone is tiny_backbone
     assert context.device.type == "cpu" and context.size == (12, 12)  # FreePixels has no height/width: one param()
-    assert events[-1] == ("prepare", None)
+    assert events[-1] == ("attach", None)

@@ -8,7 +8,7 @@ Objectives combine with ``+``, ``-``, scalar ``*`` and ``/`` into one flat :clas
   interpolation; the :data:`OBJECTIVES` registry.
 - :mod:`.penalties`: L1, L2, total variation and blur of the image (read under :data:`INPUT_KEY`).
 - :mod:`.reference`: objectives driven by a given image: ``input_diff``, feature ``inversion``,
-  ``caricature`` (prepared by the render loop through :meth:`Objective.prepare`).
+  ``caricature`` (attached to the render loop through :meth:`Objective.attach`).
 - :mod:`.spec`: the compact spec strings of the CLI (:func:`parse_objective`, :data:`SPEC_HELP`).
 - :mod:`.style`: content and style losses (Gram, Wasserstein-2, SWAG) and their builders.
 """

@@ -20,7 +20,7 @@ from torch import nn
 
 @dataclass(frozen=True)
 class RenderContext:
-    """What the render loop tells the objective before step 1 (:meth:`Objective.prepare`).
+    """What the render loop tells the objective before step 1 (:meth:`Objective.attach`).
 
     Attributes:
         param: The image parameterization: ``param()`` is the (B, 3, H, W) image before the transforms.
@@ -71,11 +71,11 @@ class Objective(nn.Module):
         """Loss per image, shape (B,); lower is better."""
         raise NotImplementedError
 
-    def prepare(self, context: RenderContext | None) -> None:
+    def attach(self, context: RenderContext | None) -> None:
         """Hook: ``render()`` calls it with a :class:`RenderContext` before step 1 and with None after the loop.
 
         Objectives driven by a given image (``inversion``, ``caricature``, ``input_diff``) load the image and
-        compute its target activations here, and replay each step's transforms on it while prepared. The
+        compute its target activations here, and replay each step's transforms on it while attached. The
         default does nothing.
         """
 
@@ -143,9 +143,9 @@ class WeightedSum(Objective):
     def layers(self) -> set[str]:
         return set().union(*(o.layers() for o in self.terms_list)) if len(self.terms_list) else set()
 
-    def prepare(self, context: RenderContext | None) -> None:
+    def attach(self, context: RenderContext | None) -> None:
         for obj in self.terms_list:
-            obj.prepare(context)
+            obj.attach(context)
 
     def evaluate(self, features: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         terms: dict[str, torch.Tensor] = {}

@@ -1,7 +1,7 @@
 """Objectives driven by a given image: ``input_diff``, feature ``inversion`` and ``caricature``.
 
 Each holds a reference image (a file path, ``sample:NAME`` or a tensor), read with
-:func:`paramviz.io.load_image` when the render loop prepares the objective (:meth:`Objective.prepare`,
+:func:`paramviz.io.load_image` when the render loop attaches the objective (:meth:`Objective.attach`,
 before step 1: a missing file fails there, never at parse time) and **resized to the render size**
 (bilinear with antialiasing; the aspect ratio follows the render size, so a reference of another shape is
 stretched).
@@ -115,7 +115,7 @@ class ImageTarget(nn.Module):
             self.image = load_image(str(self.source))
         return self.image
 
-    def prepare(self, context: RenderContext | None, layers: tuple[str, ...] = ()) -> None:
+    def attach(self, context: RenderContext | None, layers: tuple[str, ...] = ()) -> None:
         """Load the image at the render size and compute the activations of ``layers`` (None: leave the loop)."""
         if context is None:
             self.context = None
@@ -138,13 +138,13 @@ class ImageTarget(nn.Module):
         """The reference's activation at ``layer``, shaped like the evaluated activation ``like`` (B, ...).
 
         Raises:
-            ConfigError: Outside the loop, when no render prepared the objective (the target is unknown).
+            ConfigError: Outside the loop, when no render attached the objective (the target is unknown).
         """
         if self.context is None:
             if layer not in self._static:
                 raise ConfigError(
                     f"objective {self.what!r} needs the activations of its reference image, which render() "
-                    "computes before step 1; outside render() call objective.prepare(RenderContext(...)) first, "
+                    "computes before step 1; outside render() call objective.attach(RenderContext(...)) first, "
                     "or give the target activations with target="
                 )
             return resize_like(self._static[layer], like, self.what)
@@ -162,14 +162,14 @@ class ImageTarget(nn.Module):
         return value
 
     def _view(self, batch: int) -> torch.Tensor:
-        """The resized reference through this step's transform draw (prepared objectives only).
+        """The resized reference through this step's transform draw (attached objectives only).
 
         Transforms other than a :class:`~paramviz.transforms.TransformStack` cannot be replayed: the
         reference then goes to the network untransformed.
         """
         context, reference = self.context, self.reference
         if context is None or reference is None:
-            raise RuntimeError(f"{self.what}: the reference image was used before prepare()")
+            raise RuntimeError(f"{self.what}: the reference image was used before attach()")
         reference = reference.expand(batch, -1, -1, -1)
         transforms = context.transforms
         draw = getattr(transforms, "last_draw", None)
@@ -213,10 +213,10 @@ class _ReferenceObjective(ActivationObjective):
                 )
         self.register_buffer("target_activation", None if target is None else target.clone())
 
-    def prepare(self, context: RenderContext | None) -> None:
+    def attach(self, context: RenderContext | None) -> None:
         """Compute the reference's activations at the render size (see the module docstring)."""
         if self.reference is not None:
-            self.reference.prepare(context, (self.layer,))
+            self.reference.attach(context, (self.layer,))
 
     def targets(self, act: torch.Tensor) -> torch.Tensor:
         """The target activations, shaped like ``act``."""
@@ -328,9 +328,9 @@ class InputDiff(Penalty):
         super().__init__(f"input_diff:{reference.label}")
         self.reference = reference
 
-    def prepare(self, context: RenderContext | None) -> None:
+    def attach(self, context: RenderContext | None) -> None:
         """Load the reference at the render size (see the module docstring)."""
-        self.reference.prepare(context)
+        self.reference.attach(context)
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Loss per image, shape (B,)."""

@@ -76,7 +76,7 @@ def test_the_reference_goes_through_the_same_transform_draw(tiny_backbone):
     image = reference_image()
     objective = Inversion("conv2", image)
     ctx = context(tiny_backbone, "pad:2,jitter:3:crop,rotate:10", batch=2)
-    objective.prepare(ctx)
+    objective.attach(ctx)
     x = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(1))
     seen = ctx.transforms(x, generator=torch.Generator().manual_seed(0))
     draw = ctx.transforms.last_draw
@@ -97,7 +97,7 @@ def test_deterministic_transforms_compute_the_target_once(tiny_backbone):
     objective = Inversion("conv2", reference_image())
     param = build_param(ParamSpec(name="pixel"), (24, 24), seed=0)
     render(param, build_transforms("pad:2"), counting, objective, steps=5, seed=0, device="cpu")
-    # one pass per step for the image, one at prepare (untransformed target), one for the padded target
+    # one pass per step for the image, one at attach (untransformed target), one for the padded target
     assert counting.calls == 5 + 2
     counting.calls = 0
     render(param, build_transforms("jitter:2"), counting, objective, steps=5, seed=0, device="cpu")
@@ -109,7 +109,7 @@ def test_after_the_loop_the_untransformed_target_is_used_at_any_size(tiny_backbo
     objective = Inversion("conv2", image)
     param = build_param(ParamSpec(name="pixel"), (24, 24), seed=0)
     render(param, build_transforms("jitter:2"), tiny_backbone, objective, steps=2, seed=0, device="cpu")
-    assert objective.reference.context is None  # render() called prepare(None)
+    assert objective.reference.context is None  # render() called attach(None)
     with torch.no_grad():
         features = tiny_backbone(image, ["conv2"])
         assert objective(features).item() == pytest.approx(0.0, abs=1e-6)  # the image matches itself
@@ -235,6 +235,6 @@ def test_input_diff_under_random_transforms_recovers_the_image(tiny_backbone):
 
 def test_input_diff_reads_sample_images_at_the_render_size(tiny_backbone):
     objective = parse_objective("input_diff:sample:chelsea")
-    objective.prepare(context(tiny_backbone, size=20))
+    objective.attach(context(tiny_backbone, size=20))
     assert objective.reference.reference.shape == (1, 3, 20, 20)
     assert objective.reference.image.shape == (1, 3, 300, 451)  # loaded once, kept at its own size
