@@ -23,7 +23,7 @@ from paramviz.config import check_seed
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, NonFiniteLossError, RenderInterrupted
 from paramviz.limits import check_lr
-from paramviz.objectives.base import Objective, total_weight_is_zero
+from paramviz.objectives.base import Objective, RenderContext, total_weight_is_zero
 from paramviz.objectives.penalties import INPUT_KEY  # the transformed image, for penalties
 from paramviz.registry import Registry
 from paramviz.transforms import TransformStack
@@ -240,6 +240,7 @@ def render(
     result = RenderResult(images={}, history=[], steps=steps)
     start = time.perf_counter()
     done = 0
+    objective.attach(RenderContext(param, transforms, backbone, device))  # image-driven objectives: targets
     try:
         for step in range(1, steps + 1):
             last: dict[str, Any] = {}
@@ -282,6 +283,8 @@ def render(
             log.fill(result)
         result.images = {k: v.cpu() for k, v in snapshots.items() if k <= done}
         raise RenderInterrupted(result, steps) from None
+    finally:
+        objective.attach(None)  # stop replaying this loop's transforms on reference images
     result.seconds = time.perf_counter() - start
     watch.check(log)
     log.fill(result)

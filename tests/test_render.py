@@ -271,3 +271,28 @@ def test_a_steady_state_step_does_not_synchronize_on_cuda(tiny_backbone, transfo
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert len(result.history) == steps and result.history[-1] < result.history[0]
+
+
+def test_objectives_are_attached_before_step_1_and_detached_after_the_loop(tiny_backbone):
+    from paramviz.objectives.base import RenderContext
+
+    events = []
+
+    class Recording(MeanOf):
+        def attach(self, context):
+            events.append(("attach", context))
+
+        def forward(self, features):
+            events.append(("forward", None))
+            return super().forward(features)
+
+    param, transforms = FreePixels(size=12), nn.Identity()
+    objective = Recording("conv3") + 0.5 * Recording("conv2")  # a weighted sum attaches every term
+    render(param, transforms, tiny_backbone, objective, steps=2, device="cpu")
+    kinds = [kind for kind, _ in events]
+    assert kinds == ["attach", "attach"] + ["forward"] * 4 + ["attach", "attach"]
+    context = events[0][1]
+    assert isinstance(context, RenderContext)
+    assert context.param is param and context.transforms is transforms and context.backbone is tiny_backbone
+    assert context.device.type == "cpu" and context.size == (12, 12)  # FreePixels has no height/width: one param()
+    assert events[-1] == ("attach", None)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from paramviz.backbones.layout import FeatureLayout, last_dim_modules, to_nchw
 from paramviz.errors import ConfigError, ImageError, UnknownNameError
 
 LAYERS_HINT = "run `paramviz layers {name}` to list its layers"
@@ -16,6 +17,8 @@ LAYERS_HINT = "run `paramviz layers {name}` to list its layers"
 
 #: Fragments of PyTorch's messages for inputs that shrink to nothing inside the network.
 _TOO_SMALL = ("too small", "Kernel size can't be greater than actual input size")
+#: Fragments of timm's assertions on the input size (ViT/Swin patch embeddings).
+_SIZE_ASSERTS = ("Input height", "Input width", "Input image height", "Input image width")
 
 
 #: Input side of the probe forward when a backbone does not know its native input size.
@@ -58,6 +61,10 @@ class Backbone(nn.Module):
     A module that is called several times in one forward pass (e.g. a shared ReLU) is captured at its
     first call.
 
+    Every layer is returned in one layout (:mod:`paramviz.backbones.layout`): spatial layers as (B, C, H, W),
+    token sequences (B, N, C) laid out on the patch grid without their class/register tokens, channels-last
+    (B, H, W, C) modules permuted; linear layers stay (B, C).
+
     Args:
         model: The network; it is frozen (no grad) and kept in eval mode.
         mean: Per-channel mean used to normalize [0, 1] RGB input.
@@ -66,6 +73,9 @@ class Backbone(nn.Module):
         aliases: Friendly name -> dotted module path.
         input_size: Native input resolution (for listings and defaults), if known.
         weights_source: Where the weights came from (for ``config.toml`` and listings).
+        layout: What the model says about its token and channels-last layers (timm models:
+            :func:`~paramviz.backbones.layout.timm_layout`); ``nn.Linear``/``nn.LayerNorm`` outputs are
+            channels-last in any case.
     """
 
     def __init__(
@@ -78,6 +88,7 @@ class Backbone(nn.Module):
         aliases: Mapping[str, str] | None = None,
         input_size: int | None = None,
         weights_source: str = "",
+        layout: FeatureLayout | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -94,6 +105,8 @@ class Backbone(nn.Module):
             if path not in self._modules_by_name:
                 raise ValueError(f"alias {alias!r} points to missing module {path!r} in {name}")
             self.aliases[alias] = path
+        self.layout = layout or FeatureLayout()
+        self._channels_last = self.layout.channels_last | last_dim_modules(model)
         model.requires_grad_(False)
         model.eval()
 
@@ -213,6 +226,10 @@ class Backbone(nn.Module):
             for path, module in self._modules_by_name.items()
         }
 
+    def channels_last(self, layer: str) -> bool:
+        """Whether the layer's 4-D output is (B, H, W, C) (it is permuted to (B, C, H, W) by :meth:`forward`)."""
+        return self.resolve(layer) in self._channels_last
+
     def module(self, layer: str) -> nn.Module:
         """The ``nn.Module`` behind a layer name or alias."""
         return self._modules_by_name[self.resolve(layer)]
@@ -260,6 +277,13 @@ class Backbone(nn.Module):
             with contextlib.suppress(_StopForward):
                 try:
                     self.model(self.normalize(x))
+                except AssertionError as exc:  # timm checks input sizes with assert (e.g. ViT patch size)
+                    if not any(marker in str(exc) for marker in _SIZE_ASSERTS):
+                        raise
+                    raise ImageError(
+                        f"backbone {self.name!r} refused an input of {x.shape[-2]}x{x.shape[-1]} px ({exc}); "
+                        "change --size, or the transforms (padding and crops change the size the network sees)"
+                    ) from None
                 except RuntimeError as exc:
                     if not any(marker in str(exc) for marker in _TOO_SMALL):
                         raise
@@ -274,7 +298,20 @@ class Backbone(nn.Module):
         missing = [p for p in by_path if p not in captured]
         if missing:
             raise self._never_runs(by_path[missing[0]][0], missing[0], self.probe())
-        return {name: captured[path] for path, group in by_path.items() for name in group}
+        size, batch = (int(x.shape[-2]), int(x.shape[-1])), int(x.shape[0])
+        out = {}
+        for path, group in by_path.items():
+            value = to_nchw(
+                captured[path],
+                layer=group[0],
+                layout=self.layout,
+                channels_last=path in self._channels_last,
+                input_size=size,
+                batch=batch,
+                backbone=self.name,
+            )
+            out.update(dict.fromkeys(group, value))
+        return out
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, weights={self.weights_source!r}"

@@ -12,7 +12,11 @@ statistics its weights were trained with, and has friendly aliases:
 - GoogLeNet: ``mixed3a``..``mixed5b`` (= ``inception3a``..``inception5b``, Lucid's names) and ``logits``.
 - EfficientNet-Lite0/1/2 (native input 224/240/260 px): ``stage0``..``stage6`` (= ``blocks.0``..``blocks.6``),
   ``head`` (``bn2``: the 1280 channels after ``conv_head``, its batch norm and ReLU6) and ``logits``.
-- ``timm:<name>``: any timm model, normalized with its ``pretrained_cfg`` mean/std, alias ``logits``.
+- ``timm:<name>``: any timm model, normalized with its ``pretrained_cfg`` mean/std, alias ``logits``. Models
+  that take ``dynamic_img_size`` (ViT, DeiT, Swin, ...) are built with it (and ViTs with ``dynamic_img_pad``)
+  so they accept any render size and the padding of the ``lucid`` transforms (position embeddings are
+  interpolated); an explicit option (``dynamic_img_size=false``) keeps timm's fixed size. Token and
+  channels-last layers are laid out as (B, C, H, W) (:func:`~paramviz.backbones.layout.timm_layout`).
 
 Pretrained torchvision weights are the ``IMAGENET1K_V1`` enum members by default (option ``tag`` picks
 another, e.g. ``tag="IMAGENET1K_V2"`` for ResNet-50); they come from the torch hub cache or download once.
@@ -31,6 +35,7 @@ import torchvision
 from torch import nn
 
 from paramviz.backbones.base import Backbone
+from paramviz.backbones.layout import timm_layout
 from paramviz.backbones.registry import register_backbone
 from paramviz.backbones.weights import cached_download, load_state_dict_file, resolve_weights
 from paramviz.errors import ConfigError, UnknownNameError, WeightsError
@@ -493,7 +498,7 @@ def build_timm(
         )
     pretrained = weights == "pretrained"
     try:
-        model = timm.create_model(model_name, pretrained=pretrained, **options)
+        model = _create_timm(model_name, pretrained, options)
     except TypeError as exc:
         raise ConfigError(f"timm model {model_name!r} rejected options {options}: {exc}") from exc
     except Exception as exc:
@@ -526,7 +531,33 @@ def build_timm(
         aliases=aliases,
         input_size=int(input_size[-1]) if input_size else None,
         weights_source=source,
+        layout=timm_layout(model),
     )
+
+
+#: Size options tried in order for a timm model, until its constructor takes them (ViT: both; Swin: the
+#: first; CNNs: none). An option the user gives turns this off.
+DYNAMIC_SIZE_OPTIONS: tuple[dict[str, bool], ...] = (
+    {"dynamic_img_size": True, "dynamic_img_pad": True},
+    {"dynamic_img_size": True},
+    {},
+)
+
+
+def _create_timm(model_name: str, pretrained: bool, options: Mapping[str, Any]) -> nn.Module:
+    """``timm.create_model`` with the first :data:`DYNAMIC_SIZE_OPTIONS` entry the model's constructor accepts."""
+    import timm
+
+    if not {key for extra in DYNAMIC_SIZE_OPTIONS for key in extra} & set(options):
+        for extra in DYNAMIC_SIZE_OPTIONS:
+            if not extra:
+                break
+            try:
+                return timm.create_model(model_name, pretrained=pretrained, **options, **extra)
+            except TypeError as exc:  # the constructor does not take the option: try the next set
+                if not any(key in str(exc) for key in extra):
+                    raise
+    return timm.create_model(model_name, pretrained=pretrained, **options)
 
 
 def _timm_weights_error(model_name: str, exc: Exception) -> WeightsError:

@@ -91,6 +91,7 @@ def format_layers(backbone: Backbone, weights: str | None = None) -> str:
         f"backbone {backbone.name!r}  weights: {weights or backbone.weights_source or '-'}",
         f"input: [0, 1] RGB, {stats}" + (f"; native size {backbone.input_size} px" if backbone.input_size else ""),
         shapes,
+        *([f"layout: {layout}"] if (layout := backbone.layout.describe()) else []),
         "",
         f"aliases ({len(backbone.aliases)}):",
     ]

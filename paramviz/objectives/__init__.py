@@ -4,9 +4,11 @@ Convention, stated once: **every objective returns a loss per image, shape (B,),
 Objectives combine with ``+``, ``-``, scalar ``*`` and ``/`` into one flat :class:`WeightedSum`.
 
 - :mod:`.base`: :class:`Objective` and its algebra.
-- :mod:`.activation`: channel, neuron, direction, class logit, DeepDream, diversity; the
-  :data:`OBJECTIVES` registry.
-- :mod:`.penalties`: L1, L2 and total variation of the image (read under :data:`INPUT_KEY`).
+- :mod:`.activation`: channel, neuron, direction, class logit, DeepDream, diversity, alignment, channel
+  interpolation; the :data:`OBJECTIVES` registry.
+- :mod:`.penalties`: L1, L2, total variation and blur of the image (read under :data:`INPUT_KEY`).
+- :mod:`.reference`: objectives driven by a given image: ``input_diff``, feature ``inversion``,
+  ``caricature`` (attached to the render loop through :meth:`Objective.attach`).
 - :mod:`.spec`: the compact spec strings of the CLI (:func:`parse_objective`, :data:`SPEC_HELP`).
 - :mod:`.style`: content and style losses (Gram, Wasserstein-2, SWAG) and their builders.
 """
@@ -14,7 +16,9 @@ Objectives combine with ``+``, ``-``, scalar ``*`` and ``/`` into one flat :clas
 from paramviz.objectives.activation import (
     OBJECTIVES,
     ActivationObjective,
+    Alignment,
     Channel,
+    ChannelInterpolate,
     ClassLogit,
     DeepDream,
     Direction,
@@ -23,8 +27,9 @@ from paramviz.objectives.activation import (
     Neuron,
     required_batch,
 )
-from paramviz.objectives.base import Objective, WeightedSum, total_weight_is_zero
-from paramviz.objectives.penalties import INPUT_KEY, L1, L2, Penalty, TotalVariation
+from paramviz.objectives.base import Objective, RenderContext, WeightedSum, total_weight_is_zero
+from paramviz.objectives.penalties import INPUT_KEY, L1, L2, BlurPenalty, Penalty, TotalVariation
+from paramviz.objectives.reference import Caricature, ImageTarget, InputDiff, Inversion
 from paramviz.objectives.spec import SPEC_HELP, parse_objective, parse_objectives
 from paramviz.objectives.style import (
     GRAM_NORMALIZATIONS,
@@ -54,7 +59,11 @@ __all__ = [
     "TARGET_SUFFIX",
     "W2_REDUCTIONS",
     "ActivationObjective",
+    "Alignment",
+    "BlurPenalty",
+    "Caricature",
     "Channel",
+    "ChannelInterpolate",
     "ClassLogit",
     "ContentLoss",
     "DeepDream",
@@ -62,9 +71,13 @@ __all__ = [
     "DirectionNeuron",
     "Diversity",
     "GramStyleLoss",
+    "ImageTarget",
+    "InputDiff",
+    "Inversion",
     "Neuron",
     "Objective",
     "Penalty",
+    "RenderContext",
     "StyleLoss",
     "TotalVariation",
     "W2StyleLoss",

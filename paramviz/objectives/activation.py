@@ -2,7 +2,12 @@
 
 All objectives follow the package convention: **the value is a loss per image, shape (B,), lower is
 better**, so maximizing an activation is minimizing its negative. Features are ``{layer name: tensor}`` with
-conv layers shaped (B, C, H, W) and linear layers shaped (B, C).
+conv layers shaped (B, C, H, W) and linear layers shaped (B, C). Transformer layers arrive in the same
+layout: the :class:`~paramviz.backbones.base.Backbone` lays a token sequence (B, N, C) out on its patch grid
+as (B, C, h, w) without the class/register tokens, and permutes channels-last (B, H, W, C) maps
+(:mod:`paramviz.backbones.layout`). So ``channel`` on a ViT block is the channel's mean over the patch
+tokens (the class and register tokens are not part of it) and ``neuron`` picks one patch by its (x, y)
+position on the grid or by its token index (``token=``, counting patch tokens in row-major order from 0).
 
 Per-image targeting (Lucid's ``batch=`` argument): ``batch=i`` makes only image ``i`` of the batch feel the
 objective; the other images get loss 0 (and zero gradient). :class:`Channel`, :class:`Neuron` and
@@ -40,6 +45,7 @@ Index = int | Sequence[int]
 
 _COSSIM_EPS = 1e-4  # Lucid's _dot_cossim epsilon, added to both magnitudes
 _COSSIM_FLOOR = 0.1  # Lucid floors the cosine similarity at 0.1 before raising it to cossim_pow
+ALIGNMENT_MAX_OFFSET = 4  # Lucid's alignment compares images up to 4 apart in the batch
 
 
 # --- shared helpers ------------------------------------------------------------------------------
@@ -61,8 +67,8 @@ def get_feature(features: Mapping[str, torch.Tensor], layer: str, objective: str
     if act.dim() not in (2, 4):
         raise ConfigError(
             f"objective {objective!r}: layer {layer!r} has shape {tuple(act.shape)}; expected (B, C, H, W) "
-            "for conv layers or (B, C) for linear layers (token layers such as (B, N, C) must be reshaped "
-            "to one of these first)"
+            "for conv layers or (B, C) for linear layers (paramviz's Backbone lays token and channels-last "
+            "layers out as (B, C, H, W); convert features from elsewhere with paramviz.backbones.layout.to_nchw)"
         )
     return act
 
@@ -195,8 +201,10 @@ class Neuron(_IndexedObjective):
     """Maximize one unit's activation at one spatial position (Lucid's ``neuron``).
 
     ``x`` is the column and ``y`` the row: the unit is ``act[b, channel, y, x]``. Both default to the centre
-    of the feature map, ``x = W // 2`` and ``y = H // 2`` as in Lucid. For a (B, C) layer there is no
-    position: ``x``/``y`` must be left None and the unit is ``act[b, channel]``.
+    of the feature map, ``x = W // 2`` and ``y = H // 2`` as in Lucid. ``token=t`` names the position by its
+    index in row-major order instead (``y, x = divmod(t, W)``): on a transformer layer, patch token ``t``
+    (class/register tokens are not counted; see the module docstring). For a (B, C) layer there is no
+    position: ``x``/``y``/``token`` must be left None and the unit is ``act[b, channel]``.
 
     Args:
         layer: Layer name.
@@ -204,29 +212,50 @@ class Neuron(_IndexedObjective):
         x: Column of the unit (default: centre).
         y: Row of the unit (default: centre).
         batch: Only this image is optimized; the others get loss 0.
+        token: Row-major index of the position (exclusive with ``x``/``y``).
     """
 
     def __init__(
-        self, layer: str, channel: Index, x: int | None = None, y: int | None = None, batch: int | None = None
+        self,
+        layer: str,
+        channel: Index,
+        x: int | None = None,
+        y: int | None = None,
+        batch: int | None = None,
+        *,
+        token: int | None = None,
     ) -> None:
         self.x = None if x is None else _check_nonneg_int(x, "neuron x")
         self.y = None if y is None else _check_nonneg_int(y, "neuron y")
+        self.token = None if token is None else _check_nonneg_int(token, "neuron token index")
         if (x is None) != (y is None):
             raise ConfigError(f"neuron: give both x and y or neither (got x={x!r}, y={y!r})")
+        if self.token is not None and self.x is not None:
+            raise ConfigError(f"neuron: give x and y or token=, not both (got x={x}, y={y}, token={token})")
         name = f"neuron:{layer}:{_format_indices(_check_indices(channel, 'channel'))}"
         if self.x is not None:
             name += f":{self.x}:{self.y}"
+        elif self.token is not None:
+            name += f":token={self.token}"
         super().__init__(_with_batch(name, batch), layer, channel, batch)
 
     def position(self, height: int, width: int) -> tuple[int, int]:
         """``(y, x)`` of the unit in a map of ``height`` x ``width``, checked to be inside it."""
+        if self.token is not None:
+            if self.token >= height * width:
+                raise ConfigError(
+                    f"objective {self.name!r}: token {self.token} is outside layer {self.layer!r}, whose grid is "
+                    f"{height}x{width} (H x W: tokens 0..{height * width - 1} in row-major order, class/register "
+                    "tokens not counted); pick a smaller index or render a larger image"
+                )
+            return divmod(self.token, width)
         return _unit_position(self, height, width)
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Loss per image, shape (B,)."""
         act = self.feature(features)
         if act.dim() == 2:
-            if self.x is not None:
+            if self.x is not None or self.token is not None:
                 raise ConfigError(
                     f"objective {self.name!r}: layer {self.layer!r} is a linear layer of shape "
                     f"{tuple(act.shape)} with no spatial position; drop x and y"
@@ -474,6 +503,81 @@ class Diversity(ActivationObjective):
         return (sims.sum(1) - sims.diagonal()) / (size - 1)
 
 
+class ChannelInterpolate(Objective):
+    """Interpolate between two channels across the batch (Lucid's ``channel_interpolate``).
+
+    Image ``i`` of ``B`` maximizes ``(1 - t_i) * mean act1[i, channel1] + t_i * mean act2[i, channel2]`` with
+    ``t_i = i / (B - 1)``: the first image shows ``channel1``, the last ``channel2``, the others mixtures. A
+    batch of one image gets ``t = 0`` (Lucid divides by zero). Add ``alignment`` to keep the frames aligned.
+    The loss is the negative of that, per image; it depends on the image's position in the batch
+    (:attr:`couples_images`).
+
+    Args:
+        layer1: Layer of the first channel.
+        channel1: The channel the first image shows.
+        layer2: Layer of the second channel (may be ``layer1``).
+        channel2: The channel the last image shows.
+    """
+
+    couples_images = True
+
+    def __init__(self, layer1: str, channel1: int, layer2: str, channel2: int) -> None:
+        first = Channel(layer1, _check_nonneg_int(channel1, "channel_interpolate channel1"))
+        second = Channel(layer2, _check_nonneg_int(channel2, "channel_interpolate channel2"))
+        super().__init__(f"channel_interpolate:{layer1}:{channel1}:{layer2}:{channel2}")
+        self.first, self.second = first, second
+
+    def layers(self) -> set[str]:
+        """Both layers."""
+        return {self.first.layer, self.second.layer}
+
+    def weights(self, size: int, like: torch.Tensor) -> torch.Tensor:
+        """``t_i = i / (B - 1)`` per image (zeros for a batch of one)."""
+        t = torch.arange(size, device=like.device, dtype=like.dtype)
+        return t / (size - 1) if size > 1 else t
+
+    def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Loss per image, shape (B,)."""
+        first, second = self.first(features), self.second(features)
+        t = self.weights(int(first.shape[0]), first)
+        return (1 - t) * first + t * second
+
+
+class Alignment(ActivationObjective):
+    """Keep neighbouring images of a batch alike at a layer (Lucid's ``alignment``).
+
+    Lucid's value is ``sum_{d=1..4} sum_i mean (act[i] - act[i + d])^2 / decay_ratio ** d``: images ``d`` apart
+    in the batch are pulled together with weight ``decay_ratio ** -d``, up to :data:`ALIGNMENT_MAX_OFFSET` (4)
+    apart. Used
+    with ``channel_interpolate`` it makes interpolation frames that stay aligned. Lucid maximizes its
+    negative; here it is the loss, so add it with a positive weight. Each pair's term is split equally
+    between its two images, so the per-image losses sum to Lucid's value. A batch of one image has loss 0.
+
+    Args:
+        layer: Layer name.
+        decay_ratio: How fast the weight falls with the distance in the batch, > 0 (Lucid: 2).
+    """
+
+    couples_images = True
+
+    def __init__(self, layer: str, decay_ratio: float = 2.0) -> None:
+        if isinstance(decay_ratio, bool) or not isinstance(decay_ratio, Real) or not 0 < decay_ratio < math.inf:
+            raise ConfigError(f"alignment: decay_ratio must be a finite number > 0, got {decay_ratio!r}")
+        self.decay_ratio = float(decay_ratio)
+        name = f"alignment:{layer}" + ("" if self.decay_ratio == 2.0 else f":{self.decay_ratio:g}")
+        super().__init__(name, layer, None)
+
+    def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Loss per image, shape (B,)."""
+        act = self.feature(features)
+        size = int(act.shape[0])
+        loss = act.flatten(1).sum(1) * 0.0  # keeps the graph connected for a batch of one
+        for d in range(1, min(ALIGNMENT_MAX_OFFSET, size - 1) + 1):
+            pair = (act[d:] - act[:-d]).pow(2).flatten(1).mean(1) / self.decay_ratio**d
+            loss = loss + 0.5 * (nn.functional.pad(pair, (0, d)) + nn.functional.pad(pair, (d, 0)))
+        return loss
+
+
 def required_batch(objective: Objective) -> int | None:
     """Batch size demanded by the per-image index lists in ``objective`` (e.g. ``Channel(l, [3, 7, 9])``: 3).
 
@@ -526,3 +630,5 @@ OBJECTIVES.register("direction_neuron", DirectionNeuron)
 OBJECTIVES.register("logit", ClassLogit)
 OBJECTIVES.register("deepdream", DeepDream)
 OBJECTIVES.register("diversity", Diversity)
+OBJECTIVES.register("alignment", Alignment)
+OBJECTIVES.register("channel_interpolate", ChannelInterpolate)

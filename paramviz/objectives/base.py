@@ -11,10 +11,38 @@ by name with its weighted contribution.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from numbers import Real
 
 import torch
 from torch import nn
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """What the render loop tells the objective before step 1 (:meth:`Objective.attach`).
+
+    Attributes:
+        param: The image parameterization: ``param()`` is the (B, 3, H, W) image before the transforms.
+        transforms: The transforms applied to the image every step; after each step's forward, a
+            :class:`~paramviz.transforms.TransformStack` holds that step's draw in ``last_draw``.
+        backbone: The network: ``backbone(x, layers) -> {layer: (B, C, H, W) or (B, C)}``.
+        device: Where the loop runs.
+    """
+
+    param: nn.Module
+    transforms: nn.Module
+    backbone: nn.Module
+    device: torch.device
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(H, W)`` of the rendered image (its ``height``/``width``, else the shape of one ``param()``)."""
+        height, width = getattr(self.param, "height", None), getattr(self.param, "width", None)
+        if height is None or width is None:
+            with torch.no_grad():
+                height, width = self.param().shape[-2:]
+        return int(height), int(width)
 
 
 class Objective(nn.Module):
@@ -24,8 +52,9 @@ class Objective(nn.Module):
         name: Label used in logs and ``metrics.json`` (e.g. ``"channel:blocks.4:12"``).
 
     Attributes:
-        couples_images: Whether one image's loss depends on the other images of the batch (diversity). Such
-            objectives cannot be rendered with other, independent images in the same batch.
+        couples_images: Whether one image's loss depends on the other images of the batch or on its position
+            in it (diversity, alignment, channel interpolation). Such objectives cannot be rendered with other,
+            independent images in the same batch.
     """
 
     couples_images: bool = False
@@ -41,6 +70,14 @@ class Objective(nn.Module):
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Loss per image, shape (B,); lower is better."""
         raise NotImplementedError
+
+    def attach(self, context: RenderContext | None) -> None:
+        """Hook: ``render()`` calls it with a :class:`RenderContext` before step 1 and with None after the loop.
+
+        Objectives driven by a given image (``inversion``, ``caricature``, ``input_diff``) load the image and
+        compute its target activations here, and replay each step's transforms on it while attached. The
+        default does nothing.
+        """
 
     # --- evaluation with per-term values ---------------------------------------------------------
     def evaluate(self, features: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -105,6 +142,10 @@ class WeightedSum(Objective):
 
     def layers(self) -> set[str]:
         return set().union(*(o.layers() for o in self.terms_list)) if len(self.terms_list) else set()
+
+    def attach(self, context: RenderContext | None) -> None:
+        for obj in self.terms_list:
+            obj.attach(context)
 
     def evaluate(self, features: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         terms: dict[str, torch.Tensor] = {}

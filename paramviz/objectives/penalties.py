@@ -1,4 +1,4 @@
-"""Image penalties (regularizers): L1, L2 and total variation, per image.
+"""Image penalties (regularizers): L1, L2, total variation and blur, per image.
 
 Penalties act on the rendered image, not on backbone features. The render loop passes the (transformed)
 image in the features under the reserved key :data:`INPUT_KEY` (``"input"``), and never asks the backbone
@@ -12,6 +12,10 @@ All values are **means**, not Lucid's sums, so a weight means the same thing at 
   the epsilon keeps the gradient finite at ``x == target``.
 - ``TotalVariation``: anisotropic, ``mean |x[..., i, j+1] - x[..., i, j]| + mean |x[..., i+1, j] -
   x[..., i, j]|`` (Lucid calls ``tf.image.total_variation``, the sum of the same absolute differences).
+- ``BlurPenalty``: ``0.5 * mean (x - stop_gradient(blur(x)))^2`` with a Gaussian blur of ``sigma`` pixels,
+  Lucid's ``blur_input_each_step`` (a sum there, with a fixed 3x3 kernel). Its gradient is ``x - blur(x)``
+  (over the pixel count), so a gradient step on it moves every pixel towards its blurred value: plain
+  gradient descent with step ``k * N`` is Lucid's ``x <- (1 - k) x + k blur(x)`` (Nguyen et al. 2015).
 
 Like every objective they are losses per image, shape (B,), lower is better; add them with a positive
 weight, e.g. ``Channel("layer3", 7) + 0.05 * TotalVariation()``.
@@ -28,11 +32,16 @@ import torch
 from paramviz.errors import ConfigError
 from paramviz.objectives.activation import OBJECTIVES, _check_layer, get_feature
 from paramviz.objectives.base import Objective
+from paramviz.transforms.ops import gaussian_blur
 
 INPUT_KEY = "input"
 """Reserved feature key under which the render loop passes the (transformed) image, shape (B, 3, H, W)."""
 
 _L2_EPS = 1e-8
+
+DEFAULT_BLUR_SIGMA = 1.0
+"""Lucid's fixed 3x3 blur kernel (centre 1, neighbours 0.5) has a standard deviation of 0.77 px per axis; the
+``blur`` penalty takes a Gaussian of ``sigma`` pixels instead, 1 px by default (the nearest round value)."""
 
 
 class Penalty(Objective):
@@ -132,6 +141,41 @@ class TotalVariation(Penalty):
         return tv_x + tv_y
 
 
+class BlurPenalty(Penalty):
+    """Pull each image towards its own Gaussian blur (Lucid's ``blur_input_each_step``, as a penalty).
+
+    Loss per image: ``0.5 * mean (x - sg(blur(x)))^2``, ``sg`` = stop gradient (see the module docstring).
+
+    Args:
+        sigma: Blur standard deviation in pixels, > 0.
+        layer: Feature key; the image (:data:`INPUT_KEY`) by default. Must be a spatial (B, C, H, W) map.
+    """
+
+    def __init__(self, sigma: float = DEFAULT_BLUR_SIGMA, layer: str = INPUT_KEY) -> None:
+        if isinstance(sigma, bool) or not isinstance(sigma, Real) or not 0 < sigma < math.inf:
+            raise ConfigError(f"blur: sigma must be a finite number of pixels > 0, got {sigma!r}")
+        self.sigma = float(sigma)
+        parts = ["blur"]
+        if self.sigma != DEFAULT_BLUR_SIGMA or layer != INPUT_KEY:
+            parts.append(f"{self.sigma:g}")
+        if layer != INPUT_KEY:
+            parts.append(layer)
+        super().__init__(":".join(parts), layer)
+
+    def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Loss per image, shape (B,)."""
+        x = self.feature(features)
+        if x.dim() != 4:
+            raise ConfigError(
+                f"objective {self.name!r}: blur needs a spatial (B, C, H, W) map but {self.layer!r} has shape "
+                f"{tuple(x.shape)}"
+            )
+        with torch.no_grad():
+            blurred = gaussian_blur(x, self.sigma)
+        return 0.5 * (x - blurred).pow(2).flatten(1).mean(1)
+
+
 OBJECTIVES.register("l1", L1)
 OBJECTIVES.register("l2", L2)
 OBJECTIVES.register("tv", TotalVariation)
+OBJECTIVES.register("blur", BlurPenalty)

@@ -10,6 +10,8 @@ Grammar (one objective per string; :func:`parse_objectives` sums several)::
     LAYER:CHANNELS:X:Y                   neuron at column X, row Y
     channel:LAYER:CHANNELS               the same as LAYER:CHANNELS
     neuron:LAYER:CHANNELS[:X:Y]          neuron; the centre (W // 2, H // 2) when X:Y is left out
+    neuron:LAYER:CHANNELS:token=T        neuron at row-major position T (on a transformer layer: patch token
+                                         T, class/register tokens not counted)
     logit:CLASSES                        class logit of the `logits` layer; CLASS is an index (967) or an
     logit:LAYER:CLASSES                  ImageNet label (espresso, Egyptian cat: spaces allowed, no quotes)
     deepdream:LAYER                      DeepDream: mean squared activation
@@ -17,6 +19,16 @@ Grammar (one objective per string; :func:`parse_objectives` sums several)::
     direction:LAYER:VECTOR[:cossim=P]    direction in channel space; VECTOR is a seed (an integer, or
     direction_neuron:LAYER:VECTOR[:X:Y][:cossim=P]   seed=N: a random unit vector) or values v1|v2|...
     l1[:TARGET[:LAYER]]  l2[:TARGET[:LAYER]]  tv[:LAYER]   image penalties (mean |x - t|, RMS, total variation)
+    blur[:SIGMA[:LAYER]]                 pull the image towards its Gaussian blur (Lucid's blur_input_each_step)
+    alignment:LAYER[:DECAY]              keep neighbouring images of the batch alike (Lucid; DECAY = 2)
+    channel_interpolate:LAYER1:CH1:LAYER2:CH2   image i of B shows (1 - i/(B-1)) CH1 + i/(B-1) CH2
+    input_diff:IMAGE                     RMS distance of the image to IMAGE
+    inversion:LAYER:IMAGE                match IMAGE's activations at LAYER (feature inversion)
+    caricature:LAYER:IMAGE[:POWER]       exaggerate IMAGE's activations at LAYER (torch-dreams; POWER = 1)
+
+    IMAGE    := a file path or sample:NAME (everything after the layer, ':' included; read when the run
+                starts, resized to the render size). A trailing :POWER of caricature is a number; image
+                paths cannot contain '@' or '*'.
 
     CHANNELS := INT | INT|INT|...        a list gives one channel per image: layer3:3|7|9 needs 3 images
     CLASSES  := CLASS | CLASS|CLASS|...  one class per image, likewise
@@ -26,7 +38,8 @@ better), so a weight > 0 pursues the objective and a negative weight works again
 diversity are added with small positive weights: ``layer3:12``, ``0.05*tv``, ``100*diversity:layer3``.
 
 Objective names (:attr:`Objective.name`) are written in this grammar, so a logged name parses back to the
-same objective (direction vectors longer than 8 values excepted).
+same objective (direction vectors longer than 8 values and reference images or targets given as tensors in
+Python excepted).
 
 Malformed specs raise :class:`~paramviz.errors.SpecError` naming the spec, the bad part and an example; an
 unknown kind that looks like a misspelt one (``chanel:layer3:5``) raises
@@ -42,7 +55,9 @@ from collections.abc import Callable, Sequence
 from paramviz.errors import ConfigError, SpecError, UnknownNameError, close_matches
 from paramviz.objectives.activation import (
     OBJECTIVES,
+    Alignment,
     Channel,
+    ChannelInterpolate,
     ClassLogit,
     DeepDream,
     Direction,
@@ -51,13 +66,14 @@ from paramviz.objectives.activation import (
     Neuron,
 )
 from paramviz.objectives.base import Objective
-from paramviz.objectives.penalties import L1, L2, TotalVariation
+from paramviz.objectives.penalties import L1, L2, BlurPenalty, TotalVariation
+from paramviz.objectives.reference import Caricature, InputDiff, Inversion
 
 SPEC_HELP = """\
 Objective specs (repeat the option to add terms; lower loss is better, weights multiply):
   LAYER:CH                   channel CH of LAYER (mean over space), e.g. layer3:12 (or channel:layer3:12)
   LAYER:CH:X:Y               neuron at column X, row Y, e.g. layer3:12:7:7
-  neuron:LAYER:CH            neuron at the centre of the feature map
+  neuron:LAYER:CH            neuron at the centre of the feature map (neuron:LAYER:CH:token=T: token T)
   LAYER:3|7|9                one channel per image of a batch of 3 (also for neuron and logit)
   logit:LABEL | logit:INDEX  class logit, e.g. logit:espresso, logit:967, logit:Egyptian cat
   deepdream:LAYER            DeepDream (mean squared activation)
@@ -65,14 +81,22 @@ Objective specs (repeat the option to add terms; lower loss is better, weights m
   direction:LAYER:SEED       random unit direction (or direction:LAYER:v1|v2|...; add :cossim=1)
   direction_neuron:LAYER:SEED[:X:Y]  the same at one position (the centre by default)
   l1, l2, tv                 image penalties, e.g. 0.05*tv, l1:0.5 (pull towards 0.5)
-  W*SPEC, -SPEC, SPEC@I      weight, negate, only image I of the batch"""
+  blur[:SIGMA]               pull the image towards its Gaussian blur (SIGMA px, default 1), e.g. 0.5*blur
+  alignment:LAYER[:DECAY]    keep neighbouring images alike (Lucid, decay 2), e.g. 10*alignment:layer3
+  channel_interpolate:L1:C1:L2:C2  image i of B mixes channel C1 (weight 1 - i/(B-1)) and C2
+  input_diff:IMAGE           distance to IMAGE (a path or sample:NAME, resized to --size)
+  inversion:LAYER:IMAGE      match IMAGE's activations at LAYER, e.g. inversion:stage4:sample:chelsea
+  caricature:LAYER:IMAGE[:P] exaggerate IMAGE's activations at LAYER (power P, default 1)
+  W*SPEC, -SPEC, SPEC@I      weight, negate, only image I of the batch
+  Transformer layers (timm ViT, Swin) are read on the patch grid, class/register tokens left out."""
 
 _INT = re.compile(r"\d+")
 _COSSIM = re.compile(r"cossim=(.*)")
+_TOKEN = re.compile(r"token=(.*)")
 
 EXAMPLES = {
     "channel": "layer3:12 or channel:layer3:12",
-    "neuron": "layer3:12:7:7 or neuron:layer3:12",
+    "neuron": "layer3:12:7:7 or neuron:layer3:12 or neuron:layer3:12:token=5",
     "logit": "logit:espresso or logit:967",
     "deepdream": "deepdream:layer3",
     "diversity": "100*diversity:layer3",
@@ -81,6 +105,12 @@ EXAMPLES = {
     "l1": "l1 or 0.1*l1:0.5",
     "l2": "l2 or l2:0.5",
     "tv": "0.05*tv",
+    "blur": "blur or 0.5*blur:2",
+    "alignment": "10*alignment:layer3 or alignment:layer3:3",
+    "channel_interpolate": "channel_interpolate:layer3:3:layer3:7",
+    "input_diff": "input_diff:sample:chelsea or input_diff:photo.png",
+    "inversion": "inversion:layer3:sample:chelsea or inversion:layer3:photo.png",
+    "caricature": "caricature:layer3:sample:chelsea or caricature:layer3:photo.png:2",
 }
 """One example per spec kind, shown in error messages."""
 
@@ -114,6 +144,18 @@ class _Spec:
         values = [self.int(part.strip(), what) for part in token.split("|")]
         return values[0] if len(values) == 1 else values
 
+    def positive(self, token: str, what: str) -> float:
+        value = self.float(token, what)
+        if value <= 0:
+            raise self.fail(f"{what} must be > 0", token)
+        return value
+
+    def image(self, parts: list[str]) -> str:
+        text = ":".join(parts).strip()
+        if not text:
+            raise self.fail("the image is empty; give a file path or sample:NAME", ":".join(parts))
+        return text
+
     def layer(self, token: str) -> str:
         if not token:
             raise self.fail("the layer name is empty", token)
@@ -124,6 +166,10 @@ class _Spec:
             part = ":".join(args) if args else self.kind
             raise self.fail(f"{self.kind} takes {form}", part)
 
+    def at_least(self, args: list[str], minimum: int, form: str) -> None:
+        if len(args) < minimum:
+            raise self.fail(f"{self.kind} takes {form}", ":".join(args) if args else self.kind)
+
 
 # --- one parser per kind: (spec, args after the kind, batch) -> Objective ------------------------
 def _channel(spec: _Spec, args: list[str], batch: int | None) -> Objective:
@@ -132,11 +178,15 @@ def _channel(spec: _Spec, args: list[str], batch: int | None) -> Objective:
 
 
 def _neuron(spec: _Spec, args: list[str], batch: int | None) -> Objective:
-    spec.count(args, (2, 4), "LAYER:CHANNEL or LAYER:CHANNEL:X:Y")
+    token = None
+    if len(args) == 3 and (match := _TOKEN.fullmatch(args[2])):
+        token = spec.int(match.group(1).strip(), "neuron token index")
+        args = args[:2]
+    spec.count(args, (2, 4), "LAYER:CHANNEL, LAYER:CHANNEL:X:Y or LAYER:CHANNEL:token=T")
     x = y = None
     if len(args) == 4:
         x, y = spec.int(args[2], "neuron x"), spec.int(args[3], "neuron y")
-    return Neuron(spec.layer(args[0]), spec.indices(args[1], "channel"), x, y, batch=batch)
+    return Neuron(spec.layer(args[0]), spec.indices(args[1], "channel"), x, y, batch=batch, token=token)
 
 
 def _logit(spec: _Spec, args: list[str], batch: int | None) -> Objective:
@@ -192,6 +242,53 @@ def _direction_neuron(spec: _Spec, args: list[str], batch: int | None) -> Object
     return DirectionNeuron(spec.layer(args[0]), batch=batch, **kwargs)  # type: ignore[arg-type]
 
 
+def _alignment(spec: _Spec, args: list[str], batch: int | None) -> Objective:
+    spec.count(args, (1, 2), "LAYER or LAYER:DECAY")
+    decay = spec.positive(args[1], "the decay ratio") if len(args) == 2 else 2.0
+    return Alignment(spec.layer(args[0]), decay)
+
+
+def _channel_interpolate(spec: _Spec, args: list[str], batch: int | None) -> Objective:
+    spec.count(args, (4,), "LAYER1:CHANNEL1:LAYER2:CHANNEL2")
+    return ChannelInterpolate(
+        spec.layer(args[0]), spec.int(args[1], "channel1"), spec.layer(args[2]), spec.int(args[3], "channel2")
+    )
+
+
+def _input_diff(spec: _Spec, args: list[str], batch: int | None) -> Objective:
+    spec.at_least(args, 1, "IMAGE (a file path or sample:NAME)")
+    return InputDiff(spec.image(args))
+
+
+def _blur(spec: _Spec, args: list[str], batch: int | None) -> Objective:
+    spec.count(args, (0, 1, 2), "no arguments, :SIGMA or :SIGMA:LAYER")
+    if not args:
+        return BlurPenalty()
+    sigma = spec.positive(args[0], "the blur sigma")
+    return BlurPenalty(sigma, spec.layer(args[1])) if len(args) == 2 else BlurPenalty(sigma)
+
+
+def _inversion(spec: _Spec, args: list[str], batch: int | None) -> Objective:
+    spec.at_least(args, 2, "LAYER:IMAGE (IMAGE a file path or sample:NAME)")
+    return Inversion(spec.layer(args[0]), spec.image(args[1:]), batch=batch)
+
+
+def _caricature(spec: _Spec, args: list[str], batch: int | None) -> Objective:
+    spec.at_least(args, 2, "LAYER:IMAGE or LAYER:IMAGE:POWER (IMAGE a file path or sample:NAME)")
+    power = 1.0
+    if len(args) >= 3 and _is_number(args[-1]):
+        power, args = spec.positive(args[-1], "the power"), args[:-1]
+    return Caricature(spec.layer(args[0]), spec.image(args[1:]), power, batch=batch)
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
 def _penalty(cls: type[L1] | type[L2]) -> Callable[[_Spec, list[str], int | None], Objective]:
     def parse(spec: _Spec, args: list[str], batch: int | None) -> Objective:
         spec.count(args, (0, 1, 2), "no arguments, :TARGET or :TARGET:LAYER")
@@ -217,8 +314,14 @@ _PARSERS: dict[str, Callable[[_Spec, list[str], int | None], Objective]] = {
     "l1": _penalty(L1),
     "l2": _penalty(L2),
     "tv": _tv,
+    "blur": _blur,
+    "alignment": _alignment,
+    "channel_interpolate": _channel_interpolate,
+    "input_diff": _input_diff,
+    "inversion": _inversion,
+    "caricature": _caricature,
 }
-_NO_BATCH = {"diversity", "l1", "l2", "tv"}
+_NO_BATCH = {"diversity", "l1", "l2", "tv", "blur", "alignment", "channel_interpolate", "input_diff"}
 
 
 def spec_kinds() -> list[str]:

@@ -13,6 +13,7 @@ Build a stack with :func:`build_transforms` from a preset name or a spec string 
 ``rotate:MAX``                rotate uniform in [-MAX, MAX] degrees (counter-clockwise positive);
                               ``rotate:LO-HI`` a range, ``rotate:A1|A2|...`` a set
 ``noise:STD``                 add Gaussian noise
+``blur:SIGMA``                Gaussian blur of SIGMA pixels (deterministic)
 ============================  ===================================================================
 
 Presets (``TRANSFORM_PRESETS``): ``none`` (identity), ``jitter`` (``jitter:8``) and ``lucid`` (Lucid's
@@ -25,7 +26,7 @@ Each image of the batch gets its own draw; ``TransformStack.last_draw`` replays 
 
 from __future__ import annotations
 
-from paramviz.transforms.ops import TRANSFORM_OPS, Jitter, Noise, Pad, Rotate, Scale, Transform
+from paramviz.transforms.ops import TRANSFORM_OPS, Blur, Jitter, Noise, Pad, Rotate, Scale, Transform
 from paramviz.transforms.stack import (
     LUCID_ANGLES,
     LUCID_SCALES,
@@ -41,6 +42,7 @@ __all__ = [
     "LUCID_SCALES",
     "TRANSFORM_OPS",
     "TRANSFORM_PRESETS",
+    "Blur",
     "Jitter",
     "Noise",
     "Pad",

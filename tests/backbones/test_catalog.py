@@ -10,7 +10,7 @@ from torch import nn
 
 from paramviz.backbones import build_backbone
 from paramviz.backbones.catalog import vgg_aliases
-from paramviz.errors import ConfigError, UnknownNameError
+from paramviz.errors import ConfigError, ImageError, UnknownNameError
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,33 @@ def test_timm_model_uses_its_pretrained_cfg_and_options() -> None:
     assert backbone(torch.rand(1, 3, 32, 32), ["logits"])["logits"].shape == (1, 10)
     vit = build_backbone("timm:vit_tiny_patch16_224", "random", img_size=32)
     assert vit.aliases["logits"] == "head"
-    assert vit(torch.rand(1, 3, 32, 32), ["blocks.0", "logits"])["blocks.0"].shape == (1, 5, 192)
+    # 1 class token + 2x2 patch tokens, laid out on the patch grid (paramviz.backbones.layout)
+    assert vit(torch.rand(1, 3, 32, 32), ["blocks.0", "logits"])["blocks.0"].shape == (1, 192, 2, 2)
+
+
+def test_timm_transformers_take_any_size_unless_told_otherwise() -> None:
+    small = {"img_size": 32, "depth": 1, "embed_dim": 16, "num_heads": 1}
+    vit = build_backbone("timm:vit_tiny_patch16_224", "random", **small)
+    assert vit.model.dynamic_img_size and vit.model.patch_embed.dynamic_img_pad
+    # 40x56 is not a multiple of the 16 px patches: padded up to a 3x4 grid (the lucid transforms give 236 px)
+    assert vit(torch.rand(2, 3, 40, 56), ["blocks.0"])["blocks.0"].shape == (2, 16, 3, 4)
+    swin = build_backbone(
+        "timm:swin_tiny_patch4_window7_224",
+        "random",
+        img_size=32,
+        embed_dim=8,
+        depths=(1, 1),
+        num_heads=(1, 1),
+        window_size=4,
+    )
+    assert swin.model.patch_embed.strict_img_size is False  # Swin takes dynamic_img_size but no padding option
+    assert swin(torch.rand(1, 3, 40, 32), ["layers.1"])["layers.1"].shape == (1, 16, 5, 4)
+    fixed = build_backbone("timm:vit_tiny_patch16_224", "random", dynamic_img_size=False, **small)
+    assert not fixed.model.dynamic_img_size
+    with pytest.raises(ImageError, match=r"refused an input of 48x48 px \(Input height \(48\) doesn't match model"):
+        fixed(torch.rand(1, 3, 48, 48), ["blocks.0"])
+    cnn = build_backbone("timm:resnet18", "random")  # takes neither option: built as before
+    assert cnn(torch.rand(1, 3, 40, 56), ["layer4"])["layer4"].shape == (1, 512, 2, 2)
 
 
 def test_timm_unknown_name_and_bad_options() -> None:

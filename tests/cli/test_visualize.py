@@ -107,3 +107,7 @@ def test_the_progress_bar_reads_the_loss_a_few_times_a_second():
     values = [reader(r) for r in records]
     assert values[0] == 1.0 and values[-1] == 1.0 and values[1:-1] == [None] * 98
     assert sum(r.reads for r in records) == 2
+
+    vit = invoke("layers", "timm:vit_tiny_patch16_224")
+    assert vit.exit_code == 0 and "blocks.11" in vit.output and "logits" in vit.output
+    assert "skipping 1 class/register token" in vit.output

@@ -9,7 +9,9 @@ from paramviz.backbones.base import Backbone
 from paramviz.errors import ConfigError, UnknownNameError
 from paramviz.objectives.activation import (
     OBJECTIVES,
+    Alignment,
     Channel,
+    ChannelInterpolate,
     ClassLogit,
     DeepDream,
     Direction,
@@ -19,7 +21,8 @@ from paramviz.objectives.activation import (
     required_batch,
 )
 from paramviz.objectives.base import Objective
-from paramviz.objectives.penalties import INPUT_KEY, L1, L2, TotalVariation
+from paramviz.objectives.penalties import INPUT_KEY, L1, L2, BlurPenalty, TotalVariation
+from paramviz.objectives.reference import Caricature, InputDiff, Inversion
 
 # One example per registered objective kind, built for the `tiny_backbone` fixture (tests/conftest.py:
 # conv1 (B,8,H,W), conv2 (B,16,H/2,W/2), conv3 (B,16,H/4,W/4), logits (B,10)). A new plugin is covered by
@@ -35,6 +38,14 @@ EXAMPLES: dict[str, Callable[[], Objective]] = {
     "l1": lambda: L1(0.5),
     "l2": lambda: L2(0.25),
     "tv": lambda: TotalVariation(),
+    "alignment": lambda: Alignment("conv2"),
+    "channel_interpolate": lambda: ChannelInterpolate("conv2", 3, "conv3", 5),
+    "blur": lambda: BlurPenalty(1.0),
+    "input_diff": lambda: InputDiff(torch.rand(1, 3, 20, 12, generator=torch.Generator().manual_seed(0))),
+    "inversion": lambda: Inversion("conv2", target=torch.rand(1, 16, 8, 8, generator=torch.Generator().manual_seed(0))),
+    "caricature": lambda: Caricature(
+        "conv3", target=torch.rand(1, 16, 4, 4, generator=torch.Generator().manual_seed(0)), power=1.5
+    ),
 }
 
 
@@ -327,3 +338,65 @@ def test_required_batch_reads_the_per_image_lists():
     assert required_batch(ClassLogit([1, 2])) == 2
     with pytest.raises(ConfigError, match=r"'channel:a:3\|7' \(2 images\)"):
         required_batch(Channel("a", [3, 7]) + ClassLogit([1, 2, 3]))
+
+
+# --- alignment and channel interpolation (Lucid's interpolation frames) ---------------------------------
+def test_alignment_is_lucids_sum_split_between_the_two_images_of_each_pair():
+    act = torch.randn(6, 4, 3, 3, generator=torch.Generator().manual_seed(0))
+    for ratio in (2.0, 5.0):
+        loss = Alignment("a", decay_ratio=ratio)({"a": act})
+        lucid = sum(
+            ((act[i] - act[i + d]) ** 2).mean() / ratio**d for d in (1, 2, 3, 4) for i in range(6 - d)
+        )  # lucid.optvis.objectives.alignment (its negative, which Lucid maximizes)
+        torch.testing.assert_close(loss.sum(), lucid)
+        # image 0 is in the pairs (0, 1), (0, 2), (0, 3), (0, 4): half of each pair's term
+        torch.testing.assert_close(loss[0], sum(0.5 * ((act[0] - act[d]) ** 2).mean() / ratio**d for d in (1, 2, 3, 4)))
+    assert Alignment("a").name == "alignment:a" and Alignment("a", 3).name == "alignment:a:3"
+    assert Alignment("a").couples_images
+
+
+def test_alignment_of_one_image_is_zero_and_identical_images_are_aligned():
+    one = torch.randn(1, 4, 3, 3, requires_grad=True)
+    loss = Alignment("a")({"a": one})
+    assert loss.shape == (1,) and loss.item() == 0
+    loss.sum().backward()  # connected to the graph, zero gradient
+    assert (one.grad == 0).all()
+    same = torch.randn(1, 4, 3, 3).expand(3, -1, -1, -1)
+    assert (Alignment("a")({"a": same}) == 0).all()
+    with pytest.raises(ConfigError, match="decay_ratio"):
+        Alignment("a", 0)
+
+
+def test_channel_interpolate_blends_from_the_first_channel_to_the_second():
+    act1 = torch.randn(5, 6, 4, 4, generator=torch.Generator().manual_seed(0))
+    act2 = torch.randn(5, 3, 2, 2, generator=torch.Generator().manual_seed(1))
+    objective = ChannelInterpolate("a", 4, "b", 1)
+    loss = objective({"a": act1, "b": act2})
+    t = torch.arange(5) / 4
+    torch.testing.assert_close(loss, -((1 - t) * act1[:, 4].mean((1, 2)) + t * act2[:, 1].mean((1, 2))))
+    torch.testing.assert_close(loss[0], -act1[0, 4].mean())  # the first image: channel 4 of a alone
+    torch.testing.assert_close(loss[-1], -act2[-1, 1].mean())  # the last: channel 1 of b alone
+    assert objective.layers() == {"a", "b"} and objective.name == "channel_interpolate:a:4:b:1"
+    assert objective.couples_images  # the loss depends on the image's place in the batch
+    single = objective({"a": act1[:1], "b": act2[:1]})
+    torch.testing.assert_close(single, -act1[:1, 4].mean((1, 2)))  # a batch of one: t = 0
+    with pytest.raises(ConfigError, match="out of range"):
+        ChannelInterpolate("a", 9, "b", 1)({"a": act1, "b": act2})
+
+
+def test_coupling_objectives_keep_a_batch_from_being_split():
+    from paramviz.objectives.base import images_are_independent
+
+    assert not images_are_independent(Channel("a", 1) + ChannelInterpolate("a", 1, "a", 2))
+    assert not images_are_independent(Channel("a", 1) + 10 * Alignment("a"))
+    assert images_are_independent(Channel("a", 1) + Neuron("a", 2, token=3))
+
+
+def test_neuron_token_names_and_checks():
+    assert Neuron("a", 2, token=7).name == "neuron:a:2:token=7"
+    act = torch.randn(2, 3, 4, 5)
+    torch.testing.assert_close(Neuron("a", 2, token=7)({"a": act}), -act[:, 2, 1, 2])
+    with pytest.raises(ConfigError, match="not both"):
+        Neuron("a", 2, x=1, y=1, token=3)
+    with pytest.raises(ConfigError, match="no spatial position"):
+        Neuron("fc", 2, token=0)({"fc": torch.randn(2, 4)})

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from paramviz.errors import ConfigError
-from paramviz.objectives.penalties import INPUT_KEY, L1, L2, TotalVariation
+from paramviz.objectives.penalties import INPUT_KEY, L1, L2, BlurPenalty, TotalVariation
 
-PENALTIES = [L1, L2, TotalVariation]
+PENALTIES = [L1, L2, TotalVariation, BlurPenalty]
 
 
 def test_input_key_is_the_one_render_uses():
@@ -107,3 +107,52 @@ def test_names():
 def test_bad_targets_are_refused(target):
     with pytest.raises(ConfigError, match="target"):
         L1(target)
+
+
+# --- blur (Lucid's blur_input_each_step as a penalty) ---------------------------------------------------
+def test_blur_penalty_is_half_the_mean_squared_distance_to_the_blurred_image():
+    from paramviz.transforms.ops import gaussian_blur
+
+    image = torch.rand(2, 3, 10, 9, generator=torch.Generator().manual_seed(0))
+    expected = 0.5 * (image - gaussian_blur(image, 1.5)).pow(2).mean((1, 2, 3))
+    torch.testing.assert_close(BlurPenalty(1.5)({INPUT_KEY: image}), expected)
+    assert BlurPenalty()({INPUT_KEY: torch.full((1, 3, 6, 6), 0.4)}).abs().item() < 1e-12  # a flat image
+
+
+def test_a_gradient_step_on_the_blur_penalty_is_lucids_blend_towards_the_blur():
+    from paramviz.transforms.ops import gaussian_blur
+
+    image = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+    BlurPenalty()({INPUT_KEY: image}).sum().backward()
+    k, count = 0.3, image[0].numel()
+    stepped = image.detach() - k * count * image.grad  # plain gradient descent with step k * N
+    blended = (1 - k) * image.detach() + k * gaussian_blur(image.detach(), 1.0)  # Lucid: x <- (1-k) x + k blur(x)
+    torch.testing.assert_close(stepped, blended)
+
+
+def test_blur_penalty_names_and_checks():
+    assert [BlurPenalty().name, BlurPenalty(2).name, BlurPenalty(1.0, "conv1").name] == [
+        "blur",
+        "blur:2",
+        "blur:1:conv1",
+    ]
+    assert BlurPenalty().layers() == {INPUT_KEY}
+    for sigma in (0, -1, math.inf, "1", True):
+        with pytest.raises(ConfigError, match="sigma"):
+            BlurPenalty(sigma)
+    with pytest.raises(ConfigError, match=r"\(B, C, H, W\)"):
+        BlurPenalty(1.0, "fc")({"fc": torch.zeros(2, 5)})
+
+
+def test_adam_on_the_blur_penalty_smooths_the_image():
+    from paramviz.metrics.spectral import hf_energy
+
+    logits = torch.randn(1, 3, 24, 24, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    opt = torch.optim.Adam([logits], lr=0.05)
+    before = hf_energy(torch.sigmoid(logits).detach())
+    for _ in range(30):
+        loss = BlurPenalty()({INPUT_KEY: torch.sigmoid(logits)})
+        opt.zero_grad()
+        loss.sum().backward()
+        opt.step()
+    assert hf_energy(torch.sigmoid(logits).detach()) < 0.5 * before

@@ -6,7 +6,9 @@ import torch
 from paramviz.errors import SpecError, UnknownNameError
 from paramviz.objectives.activation import (
     OBJECTIVES,
+    Alignment,
     Channel,
+    ChannelInterpolate,
     ClassLogit,
     DeepDream,
     Direction,
@@ -15,7 +17,8 @@ from paramviz.objectives.activation import (
     Neuron,
 )
 from paramviz.objectives.base import WeightedSum
-from paramviz.objectives.penalties import INPUT_KEY, L1, L2, TotalVariation
+from paramviz.objectives.penalties import INPUT_KEY, L1, L2, BlurPenalty, TotalVariation
+from paramviz.objectives.reference import Caricature, InputDiff, Inversion
 from paramviz.objectives.spec import EXAMPLES, SPEC_HELP, parse_objective, parse_objectives, spec_kinds
 from paramviz.registry import Entry
 
@@ -47,6 +50,24 @@ FORMS = {
     "l2:0.25:layer3": (L2, {"target": 0.25, "layer": "layer3"}),
     "tv": (TotalVariation, {"layer": INPUT_KEY}),
     "tv:conv1": (TotalVariation, {"layer": "conv1"}),
+    "neuron:blocks.11:5:token=12": (Neuron, {"layer": "blocks.11", "index": 5, "token": 12, "x": None}),
+    "neuron:blocks.11:5:token=3@1": (Neuron, {"token": 3, "batch": 1}),
+    "blur": (BlurPenalty, {"sigma": 1.0, "layer": INPUT_KEY}),
+    "blur:2.5": (BlurPenalty, {"sigma": 2.5}),
+    "blur:2:conv1": (BlurPenalty, {"sigma": 2.0, "layer": "conv1"}),
+    "alignment:mixed4a": (Alignment, {"layer": "mixed4a", "decay_ratio": 2.0}),
+    "alignment:mixed4a:5": (Alignment, {"decay_ratio": 5.0}),
+    "channel_interpolate:mixed4a:476:mixed4b:460": (
+        ChannelInterpolate,
+        {"first.layer": "mixed4a", "first.index": 476, "second.layer": "mixed4b", "second.index": 460},
+    ),
+    "input_diff:sample:chelsea": (InputDiff, {"reference.source": "sample:chelsea", "layer": INPUT_KEY}),
+    "input_diff:C:/photos/cat.png": (InputDiff, {"reference.source": "C:/photos/cat.png"}),
+    "inversion:layer3:sample:chelsea": (Inversion, {"layer": "layer3", "reference.source": "sample:chelsea"}),
+    "inversion:layer3:cat.jpg@1": (Inversion, {"reference.source": "cat.jpg", "batch": 1}),
+    "caricature:layer3:sample:chelsea": (Caricature, {"reference.source": "sample:chelsea", "power": 1.0}),
+    "caricature:layer3:photos/cat.png:2": (Caricature, {"reference.source": "photos/cat.png", "power": 2.0}),
+    "caricature:layer3:2": (Caricature, {"reference.source": "2", "power": 1.0}),  # a lone part is the image
 }
 
 
@@ -56,7 +77,10 @@ def test_every_form_parses_to_the_right_class_and_arguments(spec):
     objective = parse_objective(spec)
     assert type(objective) is cls
     for key, value in attrs.items():
-        assert getattr(objective, key) == value, key
+        target = objective
+        for part in key.split("."):
+            target = getattr(target, part)
+        assert target == value, key
 
 
 @pytest.mark.parametrize("kind", spec_kinds())
@@ -150,6 +174,34 @@ def test_parse_objectives_needs_at_least_one_spec():
         ("logit:", ""),
         ("logit:3||4", "3||4"),
         ("layer3", "layer3"),
+        ("neuron:layer3:1:token=x", "x"),
+        ("neuron:layer3:1:token=-2", "-2"),
+        ("blur:0", "0"),
+        ("blur:-1", "-1"),
+        ("blur:soft", "soft"),
+        ("blur:1:a:b", "1:a:b"),
+        ("blur@0", "@0"),
+        ("alignment", "alignment"),
+        ("alignment:layer3:0", "0"),
+        ("alignment:layer3:x", "x"),
+        ("alignment:layer3:2:3", "layer3:2:3"),
+        ("alignment:layer3@1", "@1"),
+        ("channel_interpolate:a:1:b", "a:1:b"),
+        ("channel_interpolate:a:x:b:2", "x"),
+        ("channel_interpolate:a:1:b:2:3", "a:1:b:2:3"),
+        ("channel_interpolate::1:b:2", ""),
+        ("input_diff", "input_diff"),
+        ("input_diff:", ""),
+        ("input_diff:sample:chelsea@0", "@0"),
+        ("inversion:layer3", "layer3"),
+        ("inversion:layer3:", ""),
+        ("inversion::cat.png", ""),
+        ("inversion:layer3:cat.png@x", "x"),
+        ("caricature:layer3", "layer3"),
+        ("caricature:layer3:cat.png:0", "0"),
+        ("caricature:layer3:cat.png:-1", "-1"),
+        ("caricature:layer3:cat.png:inf", "inf"),
+        ("caricature:layer3::2", ""),
     ],
 )
 def test_malformed_specs_name_the_bad_part(spec, bad):
@@ -193,6 +245,7 @@ def test_help_mentions_every_spec_kind():
     kinds = spec_kinds()
     assert set(kinds) == set(OBJECTIVES.names()) & set(kinds)
     assert {"channel", "neuron", "logit", "deepdream", "diversity", "direction", "l1", "l2", "tv"} <= set(kinds)
+    assert {"blur", "alignment", "channel_interpolate", "input_diff", "inversion", "caricature"} <= set(kinds)
     for kind in kinds:
         assert kind in SPEC_HELP, kind
 
@@ -202,3 +255,10 @@ def test_parsed_objectives_evaluate():
     total, terms = parse_objectives(["layer3:3|7|9", "0.1*tv", "50*diversity:layer3"]).evaluate(features)
     assert total.shape == (3,)
     assert list(terms) == ["channel:layer3:3|7|9", "tv", "diversity:layer3"]
+
+
+def test_image_specs_do_not_read_the_image_when_parsed(tmp_path):
+    missing = tmp_path / "nowhere.png"
+    objective = parse_objective(f"inversion:layer3:{missing}")  # the file is read when a render starts
+    assert objective.reference.source == str(missing) and objective.reference.image is None
+    assert parse_objective(objective.name).name == objective.name

@@ -158,3 +158,23 @@ def test_the_affine_warp_equals_kornias():
         matrix = get_rotation_matrix2d(centre, angle, scale[:, None].expand(3, 2))
         expected = warp_affine(x, matrix, (h, w), mode="bilinear", padding_mode="reflection", align_corners=True)
         torch.testing.assert_close(affine_about_centre(x, angle, scale), expected, atol=2e-5, rtol=0)
+
+
+def test_blur_is_a_normalized_separable_gaussian():
+    from paramviz.transforms import Blur
+    from paramviz.transforms.ops import gaussian_blur
+
+    op = Blur(1.0)
+    assert op.sample((2, 3, 9, 9)) == {}  # deterministic: nothing to draw or replay
+    flat = torch.full((1, 3, 9, 9), 0.3)
+    torch.testing.assert_close(op(flat), flat)  # the kernel sums to 1, borders replicated
+    dot = dot_image(1, 15, 15, 7, 7)
+    out = op(dot)
+    taps = torch.exp(-0.5 * torch.arange(-3.0, 4.0) ** 2)
+    taps = taps / taps.sum()
+    torch.testing.assert_close(out[0, 0, 4:11, 4:11], taps[:, None] * taps[None, :])  # radius ceil(3 sigma) = 3
+    assert out.sum().item() == pytest.approx(1.0)
+    x = torch.rand(2, 3, 12, 10, requires_grad=True)
+    gaussian_blur(x, 0.7).sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    assert gaussian_blur(x, 0) is x
