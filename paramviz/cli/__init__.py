@@ -1,6 +1,8 @@
-"""Command-line interface: ``paramviz COMMAND``; each command lives in its own module."""
+"""Command-line interface: ``paramviz COMMAND``; each command lives in its own module, imported on first use.
 
-from paramviz.cli import models, robustness, style, sweep, visualize  # noqa: F401  (importing registers the commands)
+``paramviz.cli.group.COMMANDS`` lists them; importing this package imports neither torch nor any command.
+"""
+
 from paramviz.cli.group import main
 
 __all__ = ["main"]

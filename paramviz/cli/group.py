@@ -8,10 +8,10 @@ uses for its own usage errors), 1 for a run that failed, 130 for Ctrl-C (128 + S
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Iterator
 
 import click
-import torch
 
 from paramviz.errors import (
     CheckpointError,
@@ -92,8 +92,66 @@ def cli_errors() -> Iterator[None]:
         raise CliError(message, exit_code(exc)) from None
 
 
+#: The commands: name -> (the module that defines it, the first sentence of its help). A command's module (and
+#: torch with it) is imported only when that command runs, so ``paramviz --help`` and ``--version`` start at
+#: once; tests/cli/test_group.py checks that these texts are the commands' own.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "layers": (
+        "paramviz.cli.models",
+        "List the addressable layers of BACKBONE with their types and output shapes.",
+    ),
+    "models": (
+        "paramviz.cli.models",
+        "List the registered backbones and where their pretrained weights come from.",
+    ),
+    "robustness": (
+        "paramviz.cli.robustness",
+        "Measure the layer robustness ratio R(f) of each BACKBONE at the given layers.",
+    ),
+    "style": (
+        "paramviz.cli.style",
+        "Transfer the style of STYLE image(s) onto CONTENT (paths or sample:NAME, e.g. sample:chelsea).",
+    ),
+    "sweep": (
+        "paramviz.cli.sweep",
+        "Run a grid of runs from one sweep file and compare them by numbers, image grids and plots.",
+    ),
+    "visualize": (
+        "paramviz.cli.visualize",
+        "Render an image that maximizes a unit of a network (activation maximization).",
+    ),
+}
+
+
+def _shorten(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[: max(limit - 3, 1)].rsplit(" ", 1)[0]
+    return f"{cut}..."
+
+
 class ParamvizGroup(click.Group):
-    """Click group whose commands report errors through :func:`cli_errors`."""
+    """Click group whose commands are imported on first use and report errors through :func:`cli_errors`."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            with cli_errors():
+                importlib.import_module(COMMANDS[cmd_name][0])  # its decorators register it on this group
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names))
+        rows = []
+        for name in names:
+            command = self.commands.get(name)
+            text = command.get_short_help_str(limit) if command is not None else _shorten(COMMANDS[name][1], limit)
+            rows.append((name, text))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> object:
         with cli_errors():
@@ -115,4 +173,6 @@ class ParamvizGroup(click.Group):
 def main(threads: int | None) -> None:
     """paramviz: differentiable image parameterizations for feature visualization and style transfer."""
     if threads is not None:
+        import torch  # here, not at the top: `paramviz --help` needs no torch
+
         torch.set_num_threads(threads)

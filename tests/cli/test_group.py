@@ -184,3 +184,41 @@ def test_huge_sizes_are_refused_by_every_command(tmp_path, args, monkeypatch):
     result = invoke(*args, "--out", str(tmp_path / "never"))
     assert_one_line_error(result, 2, "larger than 4096 pixels per side")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_table_matches_the_commands():
+    import importlib
+
+    from paramviz.cli.group import COMMANDS
+
+    for name, (module, text) in COMMANDS.items():
+        importlib.import_module(module)
+        command = main.get_command(click.Context(main), name)
+        assert command is not None and command.get_short_help_str(limit=10_000) == text, name
+    assert set(COMMANDS) == set(main.commands)  # every command is in the table
+
+
+def test_help_version_and_import_paramviz_need_no_torch():
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "import paramviz, paramviz.cli\n"
+        "from click.testing import CliRunner\n"
+        "from paramviz.cli import main\n"
+        "for args in (['--help'], ['--version']):\n"
+        "    assert CliRunner().invoke(main, args).exit_code == 0\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'timm', 'kornia')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_every_public_name_of_the_package_resolves():
+    import paramviz
+
+    for name in paramviz.__all__:
+        assert getattr(paramviz, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        paramviz.nope  # noqa: B018
