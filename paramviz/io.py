@@ -100,15 +100,15 @@ def pil_to_tensor(image: Image.Image) -> torch.Tensor:
 
 
 def tensor_to_pil(image: torch.Tensor) -> Image.Image:
-    """(3, H, W) or (1, 3, H, W) tensor in [0, 1] -> PIL RGB image (values are clamped, then rounded)."""
+    """(3|4, H, W) or (1, 3|4, H, W) tensor in [0, 1] -> PIL RGB or RGBA image (values clamped, then rounded)."""
     if image.dim() == 4:
         if image.shape[0] != 1:
             raise ImageError(f"expected one image, got a batch of {image.shape[0]}; save them one by one")
         image = image[0]
-    if image.dim() != 3 or image.shape[0] != 3:
-        raise ImageError(f"expected an RGB image tensor of shape (3, H, W), got {tuple(image.shape)}")
+    if image.dim() != 3 or image.shape[0] not in (3, 4):
+        raise ImageError(f"expected an RGB or RGBA image tensor of shape (3|4, H, W), got {tuple(image.shape)}")
     array = image.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(array, mode="RGB")
+    return Image.fromarray(array, mode="RGB" if image.shape[0] == 3 else "RGBA")
 
 
 def save_image(image: torch.Tensor, path: str | Path) -> Path:
@@ -119,7 +119,7 @@ def save_image(image: torch.Tensor, path: str | Path) -> Path:
 
 
 def image_grid(images: torch.Tensor | Sequence[torch.Tensor], ncol: int | None = None, pad: int = 2) -> torch.Tensor:
-    """Tile images (B, 3, H, W) into one (3, H', W') grid with a white ``pad``; sizes may differ (top-left)."""
+    """Tile images (B, C, H, W) into one (C, H', W') grid with a white (opaque) ``pad``; sizes may differ."""
     items = list(images) if not isinstance(images, torch.Tensor) else list(images.unbind(0))
     items = [t[0] if t.dim() == 4 else t for t in items]
     if not items:
@@ -128,7 +128,7 @@ def image_grid(images: torch.Tensor | Sequence[torch.Tensor], ncol: int | None =
     nrow = math.ceil(len(items) / ncol)
     h = max(t.shape[1] for t in items)
     w = max(t.shape[2] for t in items)
-    grid = torch.ones(3, nrow * (h + pad) + pad, ncol * (w + pad) + pad)
+    grid = torch.ones(max(t.shape[0] for t in items), nrow * (h + pad) + pad, ncol * (w + pad) + pad)
     for i, t in enumerate(items):
         r, c = divmod(i, ncol)
         y, x = pad + r * (h + pad), pad + c * (w + pad)

@@ -19,7 +19,8 @@ from paramviz.config import check_seed
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, NonFiniteLossError
 from paramviz.objectives.base import Objective, total_weight_is_zero
-from paramviz.objectives.penalties import INPUT_KEY  # the transformed image, for penalties
+from paramviz.objectives.penalties import ALPHA_KEY, IMAGE_KEYS, INPUT_KEY  # image keys, for penalties
+from paramviz.params.alpha import composite_random
 from paramviz.registry import Registry
 from paramviz.transforms import TransformStack
 
@@ -50,7 +51,8 @@ class RenderResult:
     """The outcome of :func:`render`.
 
     Attributes:
-        images: Snapshot images (B, 3, H, W) on the CPU, keyed by step (the last step always included).
+        images: Snapshot images (B, 3, H, W), or (B, 4, H, W) RGBA, on the CPU, keyed by step (the last step
+            always included).
         history: Mean loss per step.
         term_history: Per-term mean value per step.
         seconds: Total wall time of the loop.
@@ -119,6 +121,7 @@ OPTIMIZERS.register(
     ),
     description="L-BFGS, one iteration per step (as Gatys/Nakano); lr 1 is usual",
 )
+OPTIMIZERS.register("nadam", lambda params, lr: torch.optim.NAdam(params, lr=lr), description="Nadam (MACO's, lr 1.0)")
 
 
 def render(
@@ -138,11 +141,14 @@ def render(
     """Optimize ``param`` so that ``objective(backbone(transforms(param())))`` decreases.
 
     Args:
-        param: Image parameterization: ``param()`` returns (B, 3, H, W) in [0, 1].
+        param: Image parameterization: ``param()`` returns (B, 3, H, W) in [0, 1], or (B, 4, H, W) RGBA,
+            which is composited over a new random background every step before the transforms
+            (:func:`~paramviz.params.alpha.composite_random`, from the transform draws' generator); its
+            alpha channel is passed to the objective under ``ALPHA_KEY`` (``"alpha"``).
         transforms: Random differentiable transforms applied to the image every step.
         backbone: Frozen network; ``backbone(x, layers)`` returns ``{layer: activation}``.
         objective: Loss per image (lower is better); ``objective.layers()`` is validated before step 1.
-        optimizer: Name in :data:`OPTIMIZERS` (``"adam"`` or ``"lbfgs"``).
+        optimizer: Name in :data:`OPTIMIZERS` (``"adam"``, ``"lbfgs"``, ``"nadam"``).
         steps: Number of optimization steps.
         lr: Learning rate.
         thresholds: Steps at which to keep a snapshot of the images (the last step is always kept).
@@ -169,8 +175,14 @@ def render(
         raise ConfigError(f"thresholds must be steps between 1 and {steps}, got {bad}")
     if total_weight_is_zero(objective):
         raise ConfigError(f"every term of the objective {objective.name!r} has weight 0; nothing to optimize")
-    layers = sorted(objective.layers() - {INPUT_KEY})
+    layers = sorted(objective.layers() - IMAGE_KEYS)
     backbone.validate(layers)
+    reads_alpha = ALPHA_KEY in objective.layers()
+    if reads_alpha and getattr(param, "channels", 3) != 4:
+        raise ConfigError(
+            f"the objective {objective.name!r} reads the alpha channel but the parameterization has none; "
+            "build it with alpha=True (--alpha)"
+        )
 
     device = resolve_device(device)
     param.to(device)
@@ -194,10 +206,14 @@ def render(
 
         def closure(step: int = step, last: dict[str, Any] = last) -> torch.Tensor:
             opt.zero_grad(set_to_none=True)
-            image = transforms(param(), generator=generator) if stack_draws else transforms(param())
+            raw = param()
+            rgb = composite_random(raw, generator) if raw.shape[1] == 4 else raw
+            image = transforms(rgb, generator=generator) if stack_draws else transforms(rgb)
             features = backbone(image, layers)
             if reads_input:
                 features[INPUT_KEY] = image
+            if reads_alpha:
+                features[ALPHA_KEY] = raw[:, 3:]
             total, terms = objective.evaluate(features)
             loss = total.sum()
             if not torch.isfinite(loss):

@@ -52,7 +52,8 @@ def test_run_writes_outputs_and_config_round_trips(tmp_path, tiny_backbone, monk
     run_visualize(config, out)
     assert sorted(p.name for p in out.iterdir()) == ["config.toml", "image.png", "metrics.json", "steps"]
     assert (out / "steps" / "step_00003.png").exists()
-    assert VisualizeConfig.from_toml(out / "config.toml") == config
+    recorded = VisualizeConfig.from_toml(out / "config.toml")
+    assert recorded == config.resolve() and (recorded.optimizer, recorded.lr) == ("adam", 0.05)  # resolved
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 6 and metrics["final_loss"] < metrics["initial_loss"]
     assert set(metrics["terms"]) == {"channel:conv3:1"} and metrics["steps_per_second"] > 0
@@ -61,7 +62,7 @@ def test_run_writes_outputs_and_config_round_trips(tmp_path, tiny_backbone, monk
     # A failing run with --force leaves the earlier results untouched.
     with pytest.raises(UnknownNameError):
         run_visualize(apply_overrides(config, {"objectives": ("nolayer:1",)}), out, force=True)
-    assert VisualizeConfig.from_toml(out / "config.toml") == config
+    assert VisualizeConfig.from_toml(out / "config.toml") == recorded
 
 
 @pytest.mark.slow
