@@ -118,15 +118,15 @@ def pil_to_tensor(image: Image.Image) -> torch.Tensor:
 
 
 def tensor_to_pil(image: torch.Tensor) -> Image.Image:
-    """(3, H, W) or (1, 3, H, W) tensor in [0, 1] -> PIL RGB image (values are clamped, then rounded)."""
+    """(3|4, H, W) or (1, 3|4, H, W) tensor in [0, 1] -> PIL RGB or RGBA image (values clamped, then rounded)."""
     if image.dim() == 4:
         if image.shape[0] != 1:
             raise ImageError(f"expected one image, got a batch of {image.shape[0]}; save them one by one")
         image = image[0]
-    if image.dim() != 3 or image.shape[0] != 3:
-        raise ImageError(f"expected an RGB image tensor of shape (3, H, W), got {tuple(image.shape)}")
+    if image.dim() != 3 or image.shape[0] not in (3, 4):
+        raise ImageError(f"expected an RGB or RGBA image tensor of shape (3|4, H, W), got {tuple(image.shape)}")
     array = image.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(array, mode="RGB")
+    return Image.fromarray(array, mode="RGB" if image.shape[0] == 3 else "RGBA")
 
 
 def save_image(image: torch.Tensor, path: str | Path) -> Path:
@@ -137,7 +137,7 @@ def save_image(image: torch.Tensor, path: str | Path) -> Path:
 
 
 def image_grid(images: torch.Tensor | Sequence[torch.Tensor], ncol: int | None = None, pad: int = 2) -> torch.Tensor:
-    """Tile images (B, 3, H, W) into one (3, H', W') grid with a white ``pad``; sizes may differ (top-left)."""
+    """Tile images (B, C, H, W) into one (C, H', W') grid with a white (opaque) ``pad``; sizes may differ."""
     items = list(images) if not isinstance(images, torch.Tensor) else list(images.unbind(0))
     items = [t[0] if t.dim() == 4 else t for t in items]
     if not items:
@@ -146,7 +146,7 @@ def image_grid(images: torch.Tensor | Sequence[torch.Tensor], ncol: int | None =
     nrow = math.ceil(len(items) / ncol)
     h = max(t.shape[1] for t in items)
     w = max(t.shape[2] for t in items)
-    grid = torch.ones(3, nrow * (h + pad) + pad, ncol * (w + pad) + pad)
+    grid = torch.ones(max(t.shape[0] for t in items), nrow * (h + pad) + pad, ncol * (w + pad) + pad)
     for i, t in enumerate(items):
         r, c = divmod(i, ncol)
         y, x = pad + r * (h + pad), pad + c * (w + pad)
@@ -589,7 +589,8 @@ def labeled_grid(
     label_h = max((text_size(t)[1] for t in col_labels), default=0) + (2 * pad if col_labels else 0)
     width = label_w + ncol * (cell_w + pad) + pad
     height = label_h + len(rows) * (cell_h + pad) + pad
-    canvas = Image.new("RGB", (width, height), "white")
+    rgba = any(t.shape[-3] == 4 for r in rows for t in r)  # transparent images keep their alpha in the grid
+    canvas = Image.new("RGBA" if rgba else "RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
     for c, text in enumerate(col_labels):
         draw.text((label_w + pad + c * (cell_w + pad), pad), text, fill="black", font=font)

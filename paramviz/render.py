@@ -11,6 +11,7 @@ copied to the host at the end. (L-BFGS reads its loss on the host in every step 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,8 @@ from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, NonFiniteLossError, RenderInterrupted
 from paramviz.limits import check_lr
 from paramviz.objectives.base import Objective, RenderContext, total_weight_is_zero
-from paramviz.objectives.penalties import INPUT_KEY  # the transformed image, for penalties
+from paramviz.objectives.penalties import ALPHA_KEY, IMAGE_KEYS, INPUT_KEY  # image keys, for penalties
+from paramviz.params.alpha import composite, random_background
 from paramviz.registry import Registry
 from paramviz.transforms import TransformStack
 
@@ -89,7 +91,8 @@ class RenderResult:
     """The outcome of :func:`render`.
 
     Attributes:
-        images: Snapshot images (B, 3, H, W) on the CPU, keyed by step (the last step always included).
+        images: Snapshot images (B, 3, H, W), or (B, 4, H, W) RGBA, on the CPU, keyed by step (the last step
+            always included).
         history: Mean loss per step.
         term_history: Per-term mean value per step.
         seconds: Total wall time of the loop.
@@ -161,6 +164,7 @@ OPTIMIZERS.register(
     ),
     description="L-BFGS, one iteration per step (as Gatys/Nakano); lr 1 is usual",
 )
+OPTIMIZERS.register("nadam", lambda params, lr: torch.optim.NAdam(params, lr=lr), description="Nadam (MACO's, lr 1.0)")
 
 
 def render(
@@ -180,11 +184,14 @@ def render(
     """Optimize ``param`` so that ``objective(backbone(transforms(param())))`` decreases.
 
     Args:
-        param: Image parameterization: ``param()`` returns (B, 3, H, W) in [0, 1].
+        param: Image parameterization: ``param()`` returns (B, 3, H, W) in [0, 1], or (B, 4, H, W) RGBA,
+            which is composited over a new random background every step before the transforms
+            (:func:`~paramviz.params.alpha.random_background`, from the transform draws' generator, drawn ahead); its
+            alpha channel is passed to the objective under ``ALPHA_KEY`` (``"alpha"``).
         transforms: Random differentiable transforms applied to the image every step.
         backbone: Frozen network; ``backbone(x, layers)`` returns ``{layer: activation}``.
         objective: Loss per image (lower is better); ``objective.layers()`` is validated before step 1.
-        optimizer: Name in :data:`OPTIMIZERS` (``"adam"`` or ``"lbfgs"``).
+        optimizer: Name in :data:`OPTIMIZERS` (``"adam"``, ``"lbfgs"``, ``"nadam"``).
         steps: Number of optimization steps.
         lr: Learning rate.
         thresholds: Steps at which to keep a snapshot of the images (the last step is always kept).
@@ -212,8 +219,14 @@ def render(
         raise ConfigError(f"thresholds must be steps between 1 and {steps}, got {bad}")
     if total_weight_is_zero(objective):
         raise ConfigError(f"every term of the objective {objective.name!r} has weight 0; nothing to optimize")
-    layers = sorted(objective.layers() - {INPUT_KEY})
+    layers = sorted(objective.layers() - IMAGE_KEYS)
     backbone.validate(layers)
+    reads_alpha = ALPHA_KEY in objective.layers()
+    if reads_alpha and getattr(param, "channels", 3) != 4:
+        raise ConfigError(
+            f"the objective {objective.name!r} reads the alpha channel but the parameterization has none; "
+            "build it with alpha=True (--alpha)"
+        )
 
     device = resolve_device(device)
     param.to(device)
@@ -232,7 +245,9 @@ def render(
 
     with torch.no_grad():
         shape = tuple(param().shape)
-    draws = _DrawQueue(transforms, shape, steps, generator, device) if stack_draws else None
+    rgba = shape[1] == 4  # composited over a fresh random background every step (Lucid, captum's BlendAlpha)
+    rgb_shape = (shape[0], 3, *shape[2:])
+    draws = _DrawQueue(transforms if stack_draws else None, rgb_shape, steps, generator, device, rgba)
     check_each_step = optimizer == "lbfgs"  # its line search reads the loss on the host anyway
     watch = _NonFiniteWatch(device)
     log = _Log()
@@ -244,14 +259,20 @@ def render(
     try:
         for step in range(1, steps + 1):
             last: dict[str, Any] = {}
-            draw = draws.next() if draws is not None else None
+            draw, background = draws.next()
 
-            def closure(step: int = step, last: dict[str, Any] = last, draw: Any = draw) -> torch.Tensor:
+            def closure(
+                step: int = step, last: dict[str, Any] = last, draw: Any = draw, background: Any = background
+            ) -> torch.Tensor:
                 opt.zero_grad(set_to_none=True)
-                image = transforms(param(), draw=draw) if draw is not None else transforms(param())
+                raw = param()
+                rgb = composite(raw, background) if background is not None else raw
+                image = transforms(rgb, draw=draw) if draw is not None else transforms(rgb)
                 features = backbone(image, layers)
                 if reads_input:
                     features[INPUT_KEY] = image
+                if reads_alpha:
+                    features[ALPHA_KEY] = raw[:, 3:]
                 total, terms = objective.evaluate(features)
                 loss = total.sum()
                 if check_each_step and not torch.isfinite(loss):
@@ -293,30 +314,42 @@ def render(
 
 
 class _DrawQueue:
-    """The transform draws of the coming steps, sampled in step order and moved to the device ahead of time.
+    """The random draws of the coming steps, sampled in step order and moved to the device ahead of time.
 
-    Draws are made in chunks of at most ``max_bytes`` (noise draws are image-sized), so a step itself copies
-    nothing between host and device; the draws are exactly those step-by-step sampling would give.
+    Each step gets a background for RGBA images (drawn first, as the step would) and a transform draw. They are
+    made in chunks of at most ``max_bytes`` (backgrounds and noise draws are image-sized), so a step itself
+    copies nothing between host and device; the draws are exactly those step-by-step sampling would give.
     """
 
     def __init__(
         self,
-        transforms: TransformStack,
+        transforms: TransformStack | None,
         shape: tuple[int, ...],
         steps: int,
         generator: torch.Generator | list[torch.Generator] | None,
         device: torch.device,
+        background: bool,
         max_bytes: int = 64 * 2**20,
     ) -> None:
         self.transforms, self.shape, self.left = transforms, shape, steps
-        self.generator, self.device = generator, device
-        self.chunk = max(1, min(steps, max_bytes // max(1, transforms.draw_bytes(shape))))
-        self.pending: list[Any] = []
+        self.generator, self.device, self.background = generator, device, background
+        per_step = (transforms.draw_bytes(shape) if transforms is not None else 0) + (
+            4 * math.prod(shape) if background else 0
+        )
+        self.chunk = max(1, min(steps, max_bytes // max(1, per_step)))
+        self.pending: list[tuple[Any, torch.Tensor | None]] = []
 
-    def next(self) -> Any:
+    def _sample(self) -> tuple[Any, torch.Tensor | None]:
+        background = random_background(self.shape, self.generator).to(self.device) if self.background else None
+        draw = None
+        if self.transforms is not None:
+            draw = self.transforms.to_device(self.transforms.sample(self.shape, self.generator), self.device)
+        return draw, background
+
+    def next(self) -> tuple[Any, torch.Tensor | None]:
+        """The transform draw (``None`` without a transform stack) and background (``None`` for RGB) of a step."""
         if not self.pending:
-            count = min(self.chunk, self.left)
-            self.pending = self.transforms.plan(self.shape, count, self.generator, self.device)[::-1]
+            self.pending = [self._sample() for _ in range(min(self.chunk, self.left))][::-1]
         self.left -= 1
         return self.pending.pop()
 

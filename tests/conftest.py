@@ -107,3 +107,9 @@ seed = [0, 1]
 def basic_sweep(write_sweep, tiny_registered) -> Path:
     """Two parameterizations x two seeds on the tiny network (4 arms that can run as one batch)."""
     return write_sweep(BASIC)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch) -> None:
+    """paramviz's disk cache (MACO spectra) goes to one temporary folder per test session, never to ~/.cache."""
+    monkeypatch.setenv("PARAMVIZ_CACHE", str(tmp_path_factory.getbasetemp() / "paramviz-cache"))

@@ -59,8 +59,8 @@ def test_unreadable_images_raise_image_error_naming_the_file(tmp_path, content):
 
 
 def test_tensor_to_pil_rejects_wrong_shapes():
-    with pytest.raises(ImageError, match=r"\(3, H, W\)"):
-        tensor_to_pil(torch.zeros(4, 8, 8))
+    with pytest.raises(ImageError, match=r"\(3\|4, H, W\)"):
+        tensor_to_pil(torch.zeros(2, 8, 8))
     with pytest.raises(ImageError, match="batch of 2"):
         tensor_to_pil(torch.zeros(2, 3, 8, 8))
 

@@ -296,3 +296,45 @@ def test_objectives_are_attached_before_step_1_and_detached_after_the_loop(tiny_
     assert context.param is param and context.transforms is transforms and context.backbone is tiny_backbone
     assert context.device.type == "cpu" and context.size == (12, 12)  # FreePixels has no height/width: one param()
     assert events[-1] == ("attach", None)
+
+
+class Recording(nn.Module):
+    """An identity 'transform' that keeps what the network is shown."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return x
+
+
+def test_rgba_images_are_composited_over_a_new_random_background_each_step(tiny_backbone):
+    from paramviz.objectives import L1
+    from paramviz.params import ParamSpec, build_param
+
+    param = build_param(ParamSpec("pixel", alpha=True), 16, seed=0)
+    seen = Recording()
+    objective = MeanOf("conv3") + 0.1 * L1(0.0, "alpha")
+    result = render(param, seen, tiny_backbone, objective, steps=3, lr=1e-6, seed=0)
+    assert [tuple(x.shape) for x in seen.seen] == [(1, 3, 16, 16)] * 3  # the network sees RGB
+    assert result.image.shape == (1, 4, 16, 16)  # the snapshots keep the alpha channel
+    image = param().detach()
+    # the parameters barely moved (lr 1e-6), so the steps differ by their backgrounds: alpha is ~0.5
+    first, second = seen.seen[0], seen.seen[1]
+    assert float((first - second).abs().mean()) > 0.1
+    background = (first - image[:, 3:] * image[:, :3]) / (1 - image[:, 3:])
+    assert 0.4 < float(background.mean()) < 0.6 and float(background.std()) > 0.2  # U(0, 1) noise
+    assert "l1:0:alpha" in result.term_history
+    # same seed, same backgrounds
+    again = Recording()
+    render(build_param(ParamSpec("pixel", alpha=True), 16, seed=0), again, tiny_backbone, objective, steps=1, seed=0)
+    torch.testing.assert_close(again.seen[0], first)
+
+
+def test_an_alpha_term_needs_an_alpha_channel(tiny_backbone):
+    from paramviz.objectives import L1
+
+    with pytest.raises(ConfigError, match="alpha channel"):
+        render(FreePixels(), nn.Identity(), tiny_backbone, MeanOf("conv3") + L1(0.0, "alpha"), steps=1)

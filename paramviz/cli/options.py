@@ -109,14 +109,18 @@ def device_option(default: str = "auto") -> Callable[[F], F]:
 
 
 def param_options(default: ParamSpec) -> Callable[[F], F]:
-    """``--param``, ``--decorrelate/--no-decorrelate``, ``--squash``, ``--decay-power`` (config key ``param``)."""
+    """The parameterization's options (config key ``param``).
+
+    ``--param``, ``--decorrelate/--no-decorrelate``, ``--squash``, ``--alpha/--no-alpha``, ``--decay-power``,
+    ``--levels``, ``--spectrum``.
+    """
     return stack(
         click.option(
             "--param",
             type=click.Choice(PARAMS.names()),
             default=default.name,
             show_default=True,
-            help="Image parameterization.",
+            help="Image parameterization: " + "; ".join(f"{e.name}: {e.description}" for e in PARAMS.entries()) + ".",
         ),
         click.option(
             "--decorrelate/--no-decorrelate",
@@ -132,11 +136,32 @@ def param_options(default: ParamSpec) -> Callable[[F], F]:
             help="How values are mapped into [0, 1].",
         ),
         click.option(
+            "--alpha/--no-alpha",
+            default=default.alpha,
+            show_default=True,
+            help="Transparency: an RGBA image composited over random noise every step (RGBA PNGs); penalize "
+            "opacity with an objective such as 0.5*l1:0:alpha.",
+        ),
+        click.option(
             "--decay-power",
             type=float,
             default=default.decay_power,
             show_default=True,
             help="Fourier spectrum decay (1 as Lucid; 1.5 and 0.85 are also used).",
+        ),
+        click.option(
+            "--levels",
+            type=int,
+            default=default.levels,
+            show_default=True,
+            help="Laplacian pyramid levels (Lucid: 4).",
+        ),
+        click.option(
+            "--spectrum",
+            type=click.Path(file_okay=False),
+            default=default.spectrum,
+            show_default="the scikit-image sample photos",
+            help="MACO: folder of natural images whose mean magnitude spectrum is used (cached on disk).",
         ),
     )
 
@@ -146,8 +171,14 @@ PARAM_DESTS = {
     "param": "param.name",
     "decorrelate": "param.decorrelate",
     "squash": "param.squash",
+    "alpha": "param.alpha",
     "decay_power": "param.decay_power",
+    "levels": "param.levels",
+    "spectrum": "param.spectrum",
 }
+
+#: ``show_default`` of options whose default the parameterization decides (``VisualizeConfig.resolve``).
+PARAM_DEFAULT = "from --param"
 
 
 def transforms_option(default: str) -> Callable[[F], F]:
@@ -162,14 +193,14 @@ def transforms_option(default: str) -> Callable[[F], F]:
     )
 
 
-def optimizer_option(default: str) -> Callable[[F], F]:
-    """``--optimizer``."""
+def optimizer_option(default: str | None, show_default: bool | str = True) -> Callable[[F], F]:
+    """``--optimizer`` (``default=None`` with a ``show_default`` text for a derived default)."""
     return click.option(
         "--optimizer",
         type=click.Choice(OPTIMIZERS.names()),
         default=default,
-        show_default=True,
-        help="Optimizer.",
+        show_default=show_default,
+        help="Optimizer: " + "; ".join(f"{e.name}: {e.description}" for e in OPTIMIZERS.entries()) + ".",
     )
 
 

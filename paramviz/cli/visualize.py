@@ -8,6 +8,7 @@ import click
 
 from paramviz.cli.group import main
 from paramviz.cli.options import (
+    PARAM_DEFAULT,
     PARAM_DESTS,
     build_config,
     config_option,
@@ -40,7 +41,19 @@ DESTS = {
     "seed": "seed",
     "device": "device",
     "thresholds": "thresholds",
+    "export_size": "export_size",
 }
+
+
+def _parse_size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    """``N`` or ``HxW`` -> ``(H, W)``."""
+    if value is None:
+        return None
+    parts = value.lower().split("x")
+    if len(parts) in (1, 2) and all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        h, w = int(parts[0]), int(parts[-1])
+        return h, w
+    raise click.BadParameter(f"{value!r} is not a size; expected N or HxW, e.g. 512 or 512x768")
 
 
 @main.command("visualize", epilog="\b\n" + SPEC_HELP)
@@ -71,8 +84,8 @@ DESTS = {
 @click.option("--size", type=int, default=D.size, show_default=True, help="Image side in pixels.")
 @click.option("--batch", type=int, default=D.batch, show_default=True, help="Images rendered at once.")
 @click.option("--steps", type=int, default=D.steps, show_default=True, help="Optimization steps.")
-@click.option("--lr", type=float, default=D.lr, show_default=True, help="Learning rate.")
-@optimizer_option(D.optimizer)
+@click.option("--lr", type=float, default=None, show_default=PARAM_DEFAULT, help="Learning rate.")
+@optimizer_option(None, show_default=PARAM_DEFAULT)
 @click.option("--seed", type=int, default=D.seed, show_default=True, help="Seed of init and transform draws.")
 @device_option(D.device)
 @click.option(
@@ -82,6 +95,14 @@ DESTS = {
     multiple=True,
     help="Also save a snapshot at this step (repeatable).",
 )
+@click.option(
+    "--export-size",
+    default=None,
+    callback=_parse_size,
+    metavar="N|HxW",
+    help="Also write the final image drawn at this size from the same parameters (image_HxW.png); "
+    "resolution-free parameterizations only (cppn).",
+)
 @config_option()
 @out_options("out/visualize")
 @click.pass_context
@@ -90,8 +111,8 @@ def visualize_command(
 ) -> None:
     """Render an image that maximizes a unit of a network (activation maximization).
 
-    Writes image.png (a grid when --batch > 1, plus image_N.png), steps/ snapshots, config.toml and
-    metrics.json into --out.
+    Writes image.png (a grid when --batch > 1, plus image_N.png; RGBA with --alpha), steps/ snapshots,
+    config.toml (with the learning rate and optimizer the parameterization chose) and metrics.json into --out.
     """
     config = build_config(ctx, VisualizeConfig, config_file, DESTS)
     with ProgressBar("visualize", disable=quiet) as bar:

@@ -2,7 +2,8 @@
 
 For a visualize run with objective ``O``, let ``O_act`` be its **activation part**: the weighted sum of the
 terms that read network layers (every term except those that read the image itself under
-:data:`~paramviz.objectives.penalties.INPUT_KEY`: the ``l1``, ``l2`` and ``tv`` pixel penalties). Its
+:data:`~paramviz.objectives.penalties.IMAGE_KEYS`: the ``l1``, ``l2`` and ``tv`` pixel penalties and
+penalties on the alpha channel). Its
 activation is ``a(x) = -O_act(x)`` (objectives are losses). The metric of image ``b`` is::
 
     transform_robustness_b = mean_{k=1..16} a(T_k(x))_b / a(x)_b
@@ -26,7 +27,7 @@ import torch
 from paramviz.errors import ConfigError
 from paramviz.metrics.registry import Metric, MetricContext, module_device, register_metric
 from paramviz.objectives.base import Objective, WeightedSum
-from paramviz.objectives.penalties import INPUT_KEY
+from paramviz.objectives.penalties import IMAGE_KEYS
 from paramviz.transforms import build_transforms
 
 #: Transformed copies per image.
@@ -38,7 +39,7 @@ TRANSFORMS = "lucid"
 
 def activation_part(objective: Objective) -> Objective | None:
     """The terms of ``objective`` that read network layers (not the image), or ``None`` if there are none."""
-    terms = [(w, leaf) for w, leaf in objective.leaves() if w != 0 and INPUT_KEY not in leaf.layers()]
+    terms = [(w, leaf) for w, leaf in objective.leaves() if w != 0 and not leaf.layers() & IMAGE_KEYS]
     return WeightedSum(terms) if terms else None
 
 

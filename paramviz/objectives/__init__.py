@@ -28,7 +28,16 @@ from paramviz.objectives.activation import (
     required_batch,
 )
 from paramviz.objectives.base import Objective, RenderContext, WeightedSum, total_weight_is_zero
-from paramviz.objectives.penalties import INPUT_KEY, L1, L2, BlurPenalty, Penalty, TotalVariation
+from paramviz.objectives.penalties import (
+    ALPHA_KEY,
+    IMAGE_KEYS,
+    INPUT_KEY,
+    L1,
+    L2,
+    BlurPenalty,
+    Penalty,
+    TotalVariation,
+)
 from paramviz.objectives.reference import Caricature, ImageTarget, InputDiff, Inversion
 from paramviz.objectives.spec import SPEC_HELP, parse_objective, parse_objectives
 from paramviz.objectives.style import (
@@ -50,6 +59,8 @@ from paramviz.objectives.style import (
 
 __all__ = [
     "GRAM_NORMALIZATIONS",
+    "ALPHA_KEY",
+    "IMAGE_KEYS",
     "INPUT_KEY",
     "L1",
     "L2",

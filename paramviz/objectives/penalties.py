@@ -36,6 +36,11 @@ from paramviz.transforms.ops import gaussian_blur
 
 INPUT_KEY = "input"
 """Reserved feature key under which the render loop passes the (transformed) image, shape (B, 3, H, W)."""
+ALPHA_KEY = "alpha"
+"""Reserved feature key of the alpha channel (B, 1, H, W) of an RGBA parameterization, before the transforms;
+``0.5*l1:0:alpha`` penalizes the mean alpha (a more transparent image)."""
+IMAGE_KEYS = frozenset({INPUT_KEY, ALPHA_KEY})
+"""Feature keys the render loop fills from the image itself, never from the backbone."""
 
 _L2_EPS = 1e-8
 

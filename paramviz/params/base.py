@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from paramviz.errors import ConfigError, ImageError
-from paramviz.params.color import Squash, from_valid_rgb, get_squash, to_valid_rgb
+from paramviz.params.color import Squash, from_valid_rgb, get_squash, logit, to_valid_rgb
 from paramviz.registry import Registry
 
 #: Registry of parameterization classes, each constructed as
-#: ``cls(size=(H, W), batch=1, *, decorrelate=True, squash="sigmoid", generator=None, **kwargs)``.
+#: ``cls(size=(H, W), batch=1, *, decorrelate=True, squash="sigmoid", generator=None, alpha=False, **kwargs)``.
 PARAMS: Registry[type[ImageParam]] = Registry("parameterization")
 
 
@@ -55,18 +56,40 @@ def randn(shape: Sequence[int], sd: float, generator: torch.Generator | None = N
 
 
 class ImageParam(nn.Module):
-    """Base class of image parameterizations: ``forward() -> (B, 3, H, W)`` RGB in [0, 1].
+    """Base class of image parameterizations: ``forward() -> (B, 3, H, W)`` RGB in [0, 1] (RGBA with ``alpha``).
 
     Subclasses hold their learnable tensors as ``nn.Parameter`` s and implement :meth:`latent` (the
-    unconstrained image before colour decorrelation and squash) and :meth:`_load_latent` (its inverse, used
-    by :meth:`from_image`). Every image of the batch has its own parameters, so images never interact.
+    unconstrained image before colour decorrelation and squash, with :attr:`channels` channels) and
+    :meth:`_load_latent` (its inverse, used by :meth:`from_image`). Every image of the batch has its own
+    parameters (the first dimension of every parameter is the batch), so images never interact.
+
+    With ``alpha=True`` the latent has a fourth channel; :meth:`forward` returns (B, 4, H, W): the RGB image
+    as without alpha, and ``sigmoid(latent[:, 3])`` as the alpha channel (Lucid's ``image(..., alpha=True)``;
+    the alpha channel is neither decorrelated nor clamped).
+
+    Class attributes (the protocol every parameterization declares):
+        default_optimizer: Optimizer (``paramviz.render.OPTIMIZERS``) a run uses when none is given.
+        default_lr: Learning rate a run uses when none is given.
+        inverse: What :meth:`from_image` does: ``"exact"`` (``forward()`` then returns the image),
+            ``"approximate"`` (the closest image the parameterization can represent, see the class) or
+            ``None`` (not supported: it raises :class:`~paramviz.errors.ConfigError`).
+        fixed_scale: The latent's scale does not depend on the parameters (MACO optimizes only phases), so
+            large parameters do not saturate the squash.
+        resolution_free: :meth:`render` draws the same image at any size from the same parameters (CPPN).
 
     Args:
         size: ``(H, W)`` of the image (an int means a square).
         batch: Number of images.
         decorrelate: Apply Lucid's colour decorrelation to the latent image.
         squash: Name of the squash into [0, 1] (see ``SQUASHES``: ``sigmoid`` or ``clamp``).
+        alpha: Add a transparency channel.
     """
+
+    default_optimizer: ClassVar[str] = "adam"
+    default_lr: ClassVar[float] = 0.05
+    inverse: ClassVar[str | None] = "exact"
+    fixed_scale: ClassVar[bool] = False
+    resolution_free: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -75,12 +98,16 @@ class ImageParam(nn.Module):
         *,
         decorrelate: bool = True,
         squash: str | Squash = "sigmoid",
+        alpha: bool = False,
     ) -> None:
         super().__init__()
         self.height, self.width = check_size(size)
         self.batch = check_batch(batch)
         self.decorrelate = bool(decorrelate)
         self.squash = get_squash(squash)
+        if not isinstance(alpha, bool):
+            raise ConfigError(f"alpha must be true or false, got {alpha!r}")
+        self.alpha = alpha
 
     @property
     def size(self) -> tuple[int, int]:
@@ -88,12 +115,17 @@ class ImageParam(nn.Module):
         return self.height, self.width
 
     @property
+    def channels(self) -> int:
+        """Channels of the latent and of :meth:`forward`'s output: 3, or 4 with ``alpha``."""
+        return 4 if self.alpha else 3
+
+    @property
     def shape(self) -> tuple[int, int, int, int]:
-        """``(B, 3, H, W)`` of :meth:`forward`'s output."""
-        return self.batch, 3, self.height, self.width
+        """``(B, C, H, W)`` of :meth:`forward`'s output (C = :attr:`channels`)."""
+        return self.batch, self.channels, self.height, self.width
 
     def latent(self) -> torch.Tensor:
-        """The unconstrained image (B, 3, H, W) before colour decorrelation and squash."""
+        """The unconstrained image (B, C, H, W) before colour decorrelation and squash."""
         raise NotImplementedError
 
     def _load_latent(self, t: torch.Tensor) -> None:
@@ -101,8 +133,26 @@ class ImageParam(nn.Module):
         raise NotImplementedError
 
     def forward(self) -> torch.Tensor:
-        """The images, shape (B, 3, H, W), values in [0, 1]."""
-        return to_valid_rgb(self.latent(), self.decorrelate, self.squash)
+        """The images, shape (B, 3, H, W) (or (B, 4, H, W) with ``alpha``), values in [0, 1]."""
+        return self.to_image(self.latent())
+
+    def to_image(self, t: torch.Tensor) -> torch.Tensor:
+        """Latent (B, C, H, W) -> image: colour decorrelation and squash, then the alpha channel's sigmoid."""
+        if not self.alpha:
+            return to_valid_rgb(t, self.decorrelate, self.squash)
+        rgb = to_valid_rgb(t[:, :3], self.decorrelate, self.squash)
+        return torch.cat([rgb, torch.sigmoid(t[:, 3:])], dim=1)
+
+    def render(self, size: int | Sequence[int]) -> torch.Tensor:
+        """The images drawn at another ``size`` from the same parameters (only ``resolution_free`` ones).
+
+        Raises:
+            ConfigError: The parameterization is tied to its pixel grid.
+        """
+        raise ConfigError(
+            f"{type(self).__name__} cannot render at another size: its parameters are tied to its "
+            f"{self.height}x{self.width} pixel grid; use a resolution-free parameterization (cppn)"
+        )
 
     @torch.no_grad()
     def from_image(self, img: torch.Tensor) -> ImageParam:
@@ -111,11 +161,15 @@ class ImageParam(nn.Module):
         Args:
             img: Float tensor in [0, 1] of shape (B, 3, H, W), or (1, 3, H, W) / (3, H, W) to use the same image
                 for every image of the batch. With the sigmoid squash, values are clipped to
-                [1e-6, 1 - 1e-6] first (0 and 1 themselves cannot be reached).
+                [1e-6, 1 - 1e-6] first (0 and 1 themselves cannot be reached). With ``alpha``, a 4-channel
+                image also sets the alpha channel; a 3-channel one leaves it as it is.
         """
         img = self._check_image(img)
-        t = from_valid_rgb(img, self.decorrelate, self.squash)
-        self._load_latent(t.expand(self.batch, -1, -1, -1).contiguous())
+        t = from_valid_rgb(img[:, :3], self.decorrelate, self.squash).expand(self.batch, -1, -1, -1)
+        if self.alpha:
+            a = logit(img[:, 3:]).expand(self.batch, -1, -1, -1) if img.shape[1] == 4 else self.latent()[:, 3:]
+            t = torch.cat([t, a], dim=1)
+        self._load_latent(t.contiguous())
         return self
 
     def _reference(self) -> torch.Tensor:
@@ -127,7 +181,8 @@ class ImageParam(nn.Module):
         return torch.empty(0)
 
     def _check_image(self, img: torch.Tensor) -> torch.Tensor:
-        expected = f"(1 or {self.batch}, 3, {self.height}, {self.width})"
+        channels = "3 or 4" if self.alpha else "3"
+        expected = f"(1 or {self.batch}, {channels}, {self.height}, {self.width})"
         if not isinstance(img, torch.Tensor):
             raise ImageError(f"expected an image tensor of shape {expected}, got {type(img).__name__}")
         if not img.is_floating_point():
@@ -137,7 +192,7 @@ class ImageParam(nn.Module):
             )
         if img.dim() == 3:
             img = img.unsqueeze(0)
-        if img.dim() != 4 or img.shape[0] not in (1, self.batch) or img.shape[1] != 3:
+        if img.dim() != 4 or img.shape[0] not in (1, self.batch) or img.shape[1] not in (3, self.channels):
             raise ImageError(f"expected an image tensor of shape {expected}, got {tuple(img.shape)}")
         if tuple(img.shape[-2:]) != (self.height, self.width):
             raise ImageError(
@@ -156,7 +211,8 @@ class ImageParam(nn.Module):
         return img.to(device=ref.device, dtype=ref.dtype)
 
     def extra_repr(self) -> str:
+        alpha = ", alpha=True" if self.alpha else ""
         return (
             f"batch={self.batch}, size=({self.height}, {self.width}), decorrelate={self.decorrelate}, "
-            f"squash={self.squash.name!r}"
+            f"squash={self.squash.name!r}{alpha}"
         )

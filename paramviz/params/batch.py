@@ -18,10 +18,10 @@ class ParamBatch(nn.Module):
     exactly as it would alone; a sweep renders arms that differ only in parameterization or seed this way.
 
     Args:
-        members: The parameterizations, each ``forward() -> (b_i, 3, H, W)``; all of the same ``H, W``.
+        members: The parameterizations, each ``forward() -> (b_i, C, H, W)``; all of the same ``C, H, W``.
 
     Raises:
-        ConfigError: No members, or members of different image sizes.
+        ConfigError: No members, or members of different image sizes or channels (RGB and RGBA).
     """
 
     def __init__(self, members: Sequence[ImageParam]) -> None:
@@ -31,7 +31,11 @@ class ParamBatch(nn.Module):
         sizes = {(int(m.height), int(m.width)) for m in members}
         if len(sizes) != 1:
             raise ConfigError(f"ParamBatch members must share one image size, got {sorted(sizes)}")
+        channels = {int(getattr(m, "channels", 3)) for m in members}
+        if len(channels) != 1:
+            raise ConfigError("ParamBatch members must all be RGB or all RGBA (alpha), got both")
         self.members = nn.ModuleList(members)
+        self.channels = channels.pop()
         self.height, self.width = sizes.pop()
         self.batch = sum(int(m.batch) for m in members)
 

@@ -70,6 +70,7 @@ class FourierParam(ImageParam):
         decorrelate: Apply Lucid's colour decorrelation.
         squash: ``sigmoid`` or ``clamp``.
         generator: Source of the initial noise (torch's global RNG if ``None``).
+        alpha: Add a transparency channel (a fourth latent channel).
         decay_power: Exponent of the 1/f spectrum scale (Lucid: 1.0).
         sd: Standard deviation of the initial N(0, sd^2) spectrum (Lucid: 0.01).
     """
@@ -82,10 +83,11 @@ class FourierParam(ImageParam):
         decorrelate: bool = True,
         squash: str | Squash = "sigmoid",
         generator: torch.Generator | None = None,
+        alpha: bool = False,
         decay_power: float = 1.0,
         sd: float = 0.01,
     ) -> None:
-        super().__init__(size, batch, decorrelate=decorrelate, squash=squash)
+        super().__init__(size, batch, decorrelate=decorrelate, squash=squash, alpha=alpha)
         self.decay_power = check_decay_power(decay_power)
         self.sd = check_std(sd)
         dtype = torch.get_default_dtype()
@@ -97,11 +99,11 @@ class FourierParam(ImageParam):
                 f"(1/f**{self.decay_power:g} exceeds {dtype} range); use a decay power of about 0.5 to 2"
             )
         self.register_buffer("scale", scale, persistent=False)
-        shape = (self.batch, 3, self.height, self.width // 2 + 1, 2)
+        shape = (self.batch, self.channels, self.height, self.width // 2 + 1, 2)
         self.spectrum = nn.Parameter(randn(shape, self.sd, generator))
 
     def latent(self) -> torch.Tensor:
-        """``irfft2(scale * spectrum, s=(H, W), norm="ortho") / 4``, shape (B, 3, H, W)."""
+        """``irfft2(scale * spectrum, s=(H, W), norm="ortho") / 4``, shape (B, C, H, W)."""
         spectrum = torch.view_as_complex(self.spectrum)
         return torch.fft.irfft2(self.scale * spectrum, s=(self.height, self.width), norm="ortho") / 4
 

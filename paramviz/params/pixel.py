@@ -14,7 +14,7 @@ from paramviz.params.color import Squash
 class PixelParam(ImageParam):
     """RGB pixels (Lucid's ``pixel_image``): one learnable value per pixel and channel.
 
-    The learnable tensor ``pixels`` (B, 3, H, W) is the latent image: with ``decorrelate=True`` it lives in the
+    The learnable tensor ``pixels`` (B, C, H, W) is the latent image: with ``decorrelate=True`` it lives in the
     decorrelated colour space; with ``decorrelate=False`` and the sigmoid squash, pixel = sigmoid(value).
 
     Args:
@@ -23,6 +23,7 @@ class PixelParam(ImageParam):
         decorrelate: Apply Lucid's colour decorrelation.
         squash: ``sigmoid`` or ``clamp``.
         generator: Source of the initial noise (torch's global RNG if ``None``).
+        alpha: Add a transparency channel (a fourth latent channel).
         sd: Standard deviation of the initial N(0, sd^2) noise (Lucid: 0.01).
     """
 
@@ -34,9 +35,10 @@ class PixelParam(ImageParam):
         decorrelate: bool = True,
         squash: str | Squash = "sigmoid",
         generator: torch.Generator | None = None,
+        alpha: bool = False,
         sd: float = 0.01,
     ) -> None:
-        super().__init__(size, batch, decorrelate=decorrelate, squash=squash)
+        super().__init__(size, batch, decorrelate=decorrelate, squash=squash, alpha=alpha)
         self.sd = check_std(sd)
         self.pixels = nn.Parameter(randn(self.shape, self.sd, generator))
 

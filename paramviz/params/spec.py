@@ -12,25 +12,41 @@ from paramviz.config import ConfigBase, check_seed
 from paramviz.errors import ConfigError
 from paramviz.params.base import PARAMS, ImageParam, check_batch, check_size
 from paramviz.params.color import SQUASHES
+from paramviz.params.cppn import check_positive_int
 from paramviz.params.fourier import check_decay_power
+from paramviz.params.laplacian import check_levels
 
 
 @dataclasses.dataclass(frozen=True)
 class ParamSpec(ConfigBase):
     """How the image is parameterized.
 
+    ``decay_power``, ``levels``, ``hidden_channels``, ``num_layers`` and ``spectrum`` belong to one
+    parameterization each and are ignored by the others, so a sweep over ``name`` can keep one value.
+
     Args:
-        name: Registered parameterization (``fourier`` or ``pixel``).
+        name: Registered parameterization (``pixel``, ``fourier``, ``laplacian``, ``cppn``, ``maco``).
         decorrelate: Lucid's colour decorrelation.
         squash: Map into [0, 1]: ``sigmoid`` or ``clamp``.
-        decay_power: Fourier spectrum decay exponent (ignored by parameterizations that have none, so a sweep
-            over ``name`` can keep one value).
+        decay_power: ``fourier``: spectrum decay exponent.
+        alpha: Add a transparency channel: the image is RGBA, composited over a random background every
+            step before the transforms (feature visualization only).
+        levels: ``laplacian``: number of pyramid levels (Lucid: 4).
+        hidden_channels: ``cppn``: width of the hidden layers (Lucid: 24).
+        num_layers: ``cppn``: number of hidden layers (Lucid: 8).
+        spectrum: ``maco``: folder of natural images whose mean magnitude spectrum is used; empty: the
+            scikit-image sample photos (computed offline, cached on disk).
     """
 
     name: str = "fourier"
     decorrelate: bool = True
     squash: str = "sigmoid"
     decay_power: float = 1.0
+    alpha: bool = False
+    levels: int = 4
+    hidden_channels: int = 24
+    num_layers: int = 8
+    spectrum: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str):
@@ -39,12 +55,23 @@ class ParamSpec(ConfigBase):
         if not isinstance(self.squash, str):
             raise ConfigError(f"param.squash must be a string, got {self.squash!r}; e.g. 'sigmoid'")
         SQUASHES.get(self.squash)
-        if not isinstance(self.decorrelate, bool):
-            raise ConfigError(f"param.decorrelate must be true or false, got {self.decorrelate!r}")
+        for name in ("decorrelate", "alpha"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"param.{name} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.spectrum, str):
+            raise ConfigError(f"param.spectrum must be a folder path (a string), got {self.spectrum!r}")
         try:
             object.__setattr__(self, "decay_power", check_decay_power(self.decay_power))
+            check_levels(self.levels)
+            check_positive_int("hidden_channels", self.hidden_channels, "Lucid uses 24")
+            check_positive_int("num_layers", self.num_layers, "Lucid uses 8")
         except ConfigError as exc:
             raise ConfigError(f"param.{exc}") from None
+
+    @property
+    def param_class(self) -> type[ImageParam]:
+        """The registered class of :attr:`name` (its ``default_lr``, ``default_optimizer``, ``inverse``...)."""
+        return PARAMS.get(self.name)
 
 
 def build_param(
@@ -77,9 +104,11 @@ def build_param(
         check_seed(seed)
         generator = torch.Generator().manual_seed(seed)
     cls = PARAMS.get(spec.name)
-    kwargs: dict[str, object] = {"decorrelate": spec.decorrelate, "squash": spec.squash, "generator": generator}
-    if "decay_power" in inspect.signature(cls).parameters:
-        kwargs["decay_power"] = spec.decay_power
+    accepted = inspect.signature(cls).parameters
+    kwargs: dict[str, object] = {"generator": generator}
+    for field in dataclasses.fields(spec):
+        if field.name != "name" and field.name in accepted:  # each class takes the fields it has
+            kwargs[field.name] = getattr(spec, field.name)
     param = cls(size, batch, **kwargs)
     if init is not None:
         param.from_image(init)

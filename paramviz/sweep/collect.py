@@ -277,10 +277,10 @@ def _objective_layer(specs: Sequence[str]) -> str | None:
     if not specs:
         return None
     from paramviz.errors import ParamvizError
-    from paramviz.objectives import INPUT_KEY, parse_objectives
+    from paramviz.objectives import IMAGE_KEYS, parse_objectives
 
     try:
-        layers = parse_objectives(tuple(specs)).layers() - {INPUT_KEY}
+        layers = parse_objectives(tuple(specs)).layers() - IMAGE_KEYS
     except ParamvizError:  # fall back on the spec's first field (``LAYER:CH``)
         layers = {s.split(":", 1)[0].split("*")[-1].lstrip("-") for s in specs}
     return next(iter(layers)) if len(layers) == 1 else None

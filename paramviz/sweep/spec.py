@@ -295,12 +295,18 @@ def _resolve_paths(task: Task, values: Mapping[str, Any], folder: Path) -> dict[
     """``values`` with relative file paths in the task's path fields made absolute against ``folder``."""
     out = dict(values)
     for key in task.path_fields:
-        if key in out:
-            value = out[key]
+        node, name = out, key
+        if key not in out and "." in key:  # a nested table of the base: [param] spectrum = "..."
+            head, name = key.split(".", 1)
+            if not isinstance(out.get(head), dict) or name not in out[head]:
+                continue
+            node = out[head] = dict(out[head])
+        if name in node:
+            value = node[name]
             if isinstance(value, list | tuple):
-                out[key] = [_resolve_one(task, v, folder) for v in value]
+                node[name] = [_resolve_one(task, v, folder) for v in value]
             else:
-                out[key] = _resolve_one(task, value, folder)
+                node[name] = _resolve_one(task, value, folder)
     return out
 
 

@@ -143,7 +143,8 @@ class StyleConfig(ConfigBase):
         transforms: Transform preset name or spec string.
         size: Long side of the output (and content) image in pixels.
         style_scale: Style images are resized to ``size * style_scale`` on their long side.
-        init: ``"content"``, ``"noise"`` or ``"gray"``.
+        init: ``"content"``, ``"noise"`` or ``"gray"``. A parameterization without an inverse (``cppn``) only
+            takes ``"gray"``, meaning its own (near-grey) initialization; ``maco`` starts from the image's phase.
         original_colors: ``"off"``, ``"luminance"`` (luminance-only transfer) or ``"post"`` (recolour after).
         steps: Optimization steps.
         optimizer: Optimizer preset (``lbfgs``, ``adam``, ``adam-lucid``); ``None``: the layer preset's when
@@ -208,6 +209,16 @@ class StyleConfig(ConfigBase):
         if self.optimizer is not None:
             OPTIMIZER_PRESETS.get(self.optimizer)
         _choice("init", self.init, INITS)
+        if self.param.alpha:
+            raise ConfigError(
+                "param.alpha: style transfer renders an opaque image; transparency (--alpha) is for paramviz visualize"
+            )
+        if self.param.param_class.inverse is None and self.init != "gray":
+            raise ConfigError(
+                f"init {self.init!r} needs a parameterization that can start from an image, and "
+                f"{self.param.name!r} cannot (it has no inverse); use --init gray (it starts from its own "
+                "near-grey initialization) or another --param (fourier, pixel, laplacian, maco)"
+            )
         _choice("original_colors", self.original_colors, COLOR_MODES)
         _choice("w2_reduction", self.w2_reduction, W2_REDUCTIONS)
         if self.style_loss is not None:
@@ -779,7 +790,8 @@ def render_style(
         styles=setup.styles_rgb,
         style_blend=config.style_blend,
     )
-    init = initial_image(config, setup.content_in)
+    # a parameterization without an inverse (cppn; only init="gray" passes validation) starts from its own init
+    init = initial_image(config, setup.content_in) if config.param.param_class.inverse is not None else None
     param = build_param(config.param, tuple(setup.content_rgb.shape[-2:]), batch=1, seed=config.seed, init=init)
     with torch.no_grad():
         initial_terms = evaluate_terms(objective.to(device), net, param())

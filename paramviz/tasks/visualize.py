@@ -15,9 +15,11 @@ from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, RenderInterrupted
 from paramviz.io import OutputDir, check_output_dir, image_grid, labeled_grid
 from paramviz.limits import check_image_side, check_lr, check_memory, estimate_render_bytes
-from paramviz.objectives import INPUT_KEY, Objective, parse_objectives, required_batch
+from paramviz.objectives import IMAGE_KEYS, Objective, parse_objectives, required_batch
 from paramviz.objectives.base import images_are_independent
-from paramviz.params import ParamBatch, ParamSpec, build_param
+from paramviz.objectives.penalties import ALPHA_KEY
+from paramviz.params import ImageParam, ParamBatch, ParamSpec, build_param
+from paramviz.params.base import check_size
 from paramviz.render import OPTIMIZERS, Callback, RenderResult, render
 from paramviz.tasks.base import (
     TASKS,
@@ -49,12 +51,20 @@ class VisualizeConfig(ConfigBase):
         size: Image side in pixels (square).
         batch: Images rendered at once.
         steps: Optimization steps.
-        lr: Learning rate.
-        optimizer: ``adam`` or ``lbfgs``.
+        lr: Learning rate; ``None``: the parameterization's ``default_lr`` (Lucid's 0.05 for pixel, fourier
+            and laplacian; 0.005 for cppn; 1.0 for maco).
+        optimizer: ``adam``, ``lbfgs`` or ``nadam``; ``None``: the parameterization's ``default_optimizer``
+            (nadam for maco, adam for the others).
         seed: Seed of the parameter init and the transform draws.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
         thresholds: Steps at which a snapshot image is saved (the last step always is).
-        metrics: Image metrics measured on the final images (``metrics.json``'s "metrics").
+        metrics: Image metrics measured on the final images (``metrics.json``'s "metrics"); an RGBA image is
+            measured on its RGB part.
+        export_size: Also write the final image(s) drawn at this ``(H, W)`` from the same parameters
+            (``image_HxW.png``); only for a resolution-free parameterization (cppn).
+
+    :meth:`resolve` fills ``lr`` and ``optimizer``; the resolved config is what ``config.toml`` records, and
+    :meth:`rederive` clears them again when ``param`` changes (unless they were set to other values).
     """
 
     backbone: str = "efficientnet_lite0"
@@ -67,12 +77,13 @@ class VisualizeConfig(ConfigBase):
     size: int = 128
     batch: int = 1
     steps: int = 512
-    lr: float = 0.05
-    optimizer: str = "adam"
+    lr: float | None = None
+    optimizer: str | None = None
     seed: int = 0
     device: str = "auto"
     thresholds: tuple[int, ...] = ()
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    export_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         for name in ("size", "batch", "steps"):
@@ -89,11 +100,53 @@ class VisualizeConfig(ConfigBase):
         if self.size < 16:
             raise ConfigError(f"size must be at least 16 pixels, got {self.size}")
         check_image_side(self.size)
-        check_lr(self.lr)
-        OPTIMIZERS.get(self.optimizer)
+        if self.lr is not None:
+            check_lr(self.lr)
+        if self.optimizer is not None:
+            OPTIMIZERS.get(self.optimizer)
         bad = [t for t in self.thresholds if not 1 <= t <= self.steps]
         if bad:
             raise ConfigError(f"thresholds must lie in 1..steps={self.steps}, got {bad}")
+        if self.export_size is not None:
+            try:
+                object.__setattr__(self, "export_size", check_size(tuple(self.export_size)))
+            except (ConfigError, TypeError):
+                raise ConfigError(
+                    f"export_size must be two positive whole numbers (height, width), got {self.export_size!r}; "
+                    "e.g. --export-size 512x512"
+                ) from None
+            if not self.param.param_class.resolution_free:
+                raise ConfigError(
+                    f"export_size needs a resolution-free parameterization (cppn); {self.param.name!r} is tied to "
+                    f"its {self.size}x{self.size} pixel grid (render it at that size with --size instead)"
+                )
+
+    def resolve(self) -> VisualizeConfig:
+        """A copy with ``optimizer`` and ``lr`` filled in from the parameterization's defaults."""
+        cls = self.param.param_class
+        optimizer = cls.default_optimizer if self.optimizer is None else self.optimizer
+        lr = cls.default_lr if self.lr is None else self.lr
+        if (optimizer, lr) == (self.optimizer, self.lr):
+            return self
+        return self.replace(optimizer=optimizer, lr=lr)
+
+    def rederive(self, changed: Iterable[str]) -> VisualizeConfig:
+        """Before ``param`` changes, clear ``optimizer`` and ``lr`` where they hold the old param's defaults.
+
+        A config read back from a run's ``config.toml`` is resolved; ``--config run.toml --param cppn`` must
+        pick cppn's learning rate, not keep the old parameterization's. A value other than the old default
+        (set on purpose) is kept, and so is a field that is itself in ``changed``.
+        """
+        changed = set(changed)
+        if "param" not in changed:
+            return self
+        cls = self.param.param_class
+        clear: dict[str, None] = {}
+        if "optimizer" not in changed and self.optimizer == cls.default_optimizer:
+            clear["optimizer"] = None
+        if "lr" not in changed and self.lr == cls.default_lr:
+            clear["lr"] = None
+        return self.replace(**clear) if clear else self
 
 
 @dataclass
@@ -109,6 +162,7 @@ class VisualizeResult:
         measured: Image metrics of the final images (:mod:`paramviz.metrics`) as ``metrics.json`` fields:
             ``metrics`` (name -> mean over the batch), ``metrics_per_image``, ``metrics_skipped``.
         batched_with: How many runs shared the optimization (1: alone).
+        exports: The final images drawn at ``config.export_size``, keyed by ``(H, W)`` (cppn only).
     """
 
     config: VisualizeConfig
@@ -119,9 +173,11 @@ class VisualizeResult:
     measured: dict[str, dict] = field(default_factory=dict)
     batched_with: int = 1
 
+    exports: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)
+
     @property
     def images(self) -> torch.Tensor:
-        """Final images (B, 3, H, W) in [0, 1]."""
+        """Final images (B, 3, H, W) in [0, 1], (B, 4, H, W) RGBA with ``param.alpha``."""
         return self.render.image
 
     def metrics(self) -> dict[str, object]:
@@ -187,22 +243,28 @@ def network_key(config: VisualizeConfig) -> str:
 #: Fields in which runs rendered together in one batch may differ (each keeps its own parameterization).
 BATCHED_FIELDS = ("param", "seed")
 
+#: Optimizers whose update of a parameter depends only on that parameter's own history (no line search
+#: over all of them), so runs batched together get the steps they get alone.
+ELEMENTWISE_OPTIMIZERS = ("adam", "nadam")
+
 
 def batch_key(config: VisualizeConfig) -> str | None:
     """A key shared by runs that can render in one batch with the results they get alone (``None``: alone).
 
-    Batchable: one image per run, Adam (its per-parameter steps do not mix images, L-BFGS's line search
-    would), an objective whose per-image losses are independent (no diversity, no ``@I`` targeting), and
-    the same everything except :data:`BATCHED_FIELDS` (the seed too, when the weights are random: it picks
-    the network).
+    Batchable: one image per run, Adam or Nadam (their per-parameter steps do not mix images, L-BFGS's line
+    search would), an objective whose per-image losses are independent (no diversity, no ``@I`` targeting),
+    and the same everything except :data:`BATCHED_FIELDS` (the seed too, when the weights are random: it
+    picks the network). The key is of the resolved config, so runs whose parameterizations have different
+    default optimizers or learning rates get different keys; RGB and RGBA runs never share a batch.
     """
-    if config.batch != 1 or config.optimizer != "adam":
+    config = config.resolve()
+    if config.batch != 1 or config.optimizer not in ELEMENTWISE_OPTIMIZERS:
         return None
     objective = build_objective(config)
     if required_batch(objective) is not None or not images_are_independent(objective):
         return None
     data = config.to_dict()
-    data.pop("param")
+    data["alpha"] = data.pop("param").get("alpha", False)
     data.pop("metrics", None)  # measured per run after the render
     if backbone_seed(config.weights, config.seed) is None:
         data.pop("seed")
@@ -241,10 +303,15 @@ def visualize_batch(
     Raises:
         ConfigError: Configs that cannot share a batch.
     """
-    configs = list(configs)
+    configs = [c.resolve() for c in configs]
     if not configs:
         raise ConfigError("visualize_batch needs at least one config")
     objective = build_objective(configs[0])
+    if ALPHA_KEY in objective.layers() and not configs[0].param.alpha:
+        raise ConfigError(
+            f"the objective {objective.name!r} reads the alpha channel, but param.alpha is off; add --alpha "
+            "(alpha = true in [param])"
+        )
     if len(configs) > 1:
         keys = {batch_key(c) for c in configs}
         if None in keys or len(keys) > 1:
@@ -258,7 +325,7 @@ def visualize_batch(
     device = resolve_device(first.device)
     if backbone is None:
         backbone = build_network(first, shared)
-    layers = sorted(objective.layers() - {INPUT_KEY})
+    layers = sorted(objective.layers() - IMAGE_KEYS)
     batch, side = sum(c.batch for c in configs), first.size
     check_memory(estimate_render_bytes([(backbone, layers)], batch, side, side, optimizer=first.optimizer), device)
     size = (first.size, first.size)
@@ -295,10 +362,11 @@ def visualize_batch(
             objective,
             backbone,
             str(device),
-            measured=measure(r.image, context, c.metrics),
+            measured=measure(r.image[:, :3], context, c.metrics),  # RGBA: the metrics read the RGB part
             batched_with=len(configs),
+            exports=export_images(member, c.export_size),
         )
-        for c, r, context in zip(configs, renders, contexts, strict=True)
+        for c, r, context, member in zip(configs, renders, contexts, params, strict=True)
     ]
 
 
@@ -321,6 +389,14 @@ def image_labels(objective: Objective, batch: int) -> list[str]:
     return [" + ".join(p) or f"image {i}" for i, p in enumerate(parts)]
 
 
+@torch.no_grad()
+def export_images(param: ImageParam, size: tuple[int, int] | None) -> dict[tuple[int, int], torch.Tensor]:
+    """The final images drawn at ``size`` from the same parameters (``{}`` without a size), on the CPU."""
+    if size is None:
+        return {}
+    return {tuple(size): param.render(size).detach().cpu()}
+
+
 def write_outputs(result: VisualizeResult, out: OutputDir) -> None:
     """Write image(s), snapshots, ``config.toml`` and ``metrics.json`` into an open :class:`OutputDir`."""
     images = result.images
@@ -334,6 +410,11 @@ def write_outputs(result: VisualizeResult, out: OutputDir) -> None:
     for step, snap in result.render.images.items():
         if step != result.render.steps:
             out.save_image(f"steps/step_{step:05d}.png", image_grid(snap) if snap.shape[0] > 1 else snap[0])
+    for (h, w), exported in result.exports.items():
+        out.save_image(f"image_{h}x{w}.png", image_grid(exported) if exported.shape[0] > 1 else exported[0])
+        if exported.shape[0] > 1:
+            for i, img in enumerate(exported):
+                out.save_image(f"image_{i}_{h}x{w}.png", img)
     out.write_text("config.toml", result.config.to_toml())
     out.write_json("metrics.json", result.metrics())
 
@@ -370,7 +451,7 @@ TASKS.register(
         VisualizeConfig,
         run=visualize,
         write=write_outputs,
-        path_fields=("weights",),
+        path_fields=("weights", "param.spectrum"),
         description="feature visualization (activation maximization)",
         batch_key=batch_key,
         run_batch=visualize_batch,

@@ -111,3 +111,35 @@ def test_the_progress_bar_reads_the_loss_a_few_times_a_second():
     vit = invoke("layers", "timm:vit_tiny_patch16_224")
     assert vit.exit_code == 0 and "blocks.11" in vit.output and "logits" in vit.output
     assert "skipping 1 class/register token" in vit.output
+
+
+def test_help_says_lr_and_optimizer_come_from_the_param():
+    output = invoke("visualize", "--help").output
+    assert output.count("[default: (from --param)]") == 2
+    for option in ("--alpha / --no-alpha", "--levels", "--spectrum", "--export-size"):
+        assert option in output
+    assert "nadam" in output
+
+
+def test_a_rerun_with_another_param_picks_its_learning_rate(tmp_path, tiny_registered):
+    common = ["-b", "tiny_sweep_net", "-O", "conv3:1", "--size", "16", "--steps", "2", "-t", "none", "--quiet"]
+    first = invoke("visualize", *common, "--param", "pixel", "--device", "cpu", "--out", str(tmp_path / "a"))
+    assert first.exit_code == 0, first.output
+    recorded = VisualizeConfig.from_toml(tmp_path / "a" / "config.toml")
+    assert (recorded.optimizer, recorded.lr) == ("adam", 0.05)
+    config = str(tmp_path / "a" / "config.toml")
+    cppn = invoke("visualize", "--config", config, "--param", "cppn", "--quiet", "--out", str(tmp_path / "b"))
+    assert cppn.exit_code == 0, cppn.output
+    assert VisualizeConfig.from_toml(tmp_path / "b" / "config.toml").lr == 0.005
+    typed = ["--config", config, "--param", "maco", "--lr", "0.3", "--alpha", "--export-size", "8x12"]
+    maco = invoke("visualize", *typed, "--quiet", "--out", str(tmp_path / "c"))
+    assert maco.exit_code != 0 and "resolution-free" in maco.output  # maco cannot export at another size
+    maco = invoke("visualize", *typed[:-2], "--quiet", "--out", str(tmp_path / "c"))
+    assert maco.exit_code == 0, maco.output
+    written = VisualizeConfig.from_toml(tmp_path / "c" / "config.toml")
+    assert (written.optimizer, written.lr, written.param.alpha) == ("nadam", 0.3, True)
+    exported = invoke("visualize", *common, "--param", "cppn", "--export-size", "24", "--out", str(tmp_path / "d"))
+    assert exported.exit_code == 0, exported.output
+    assert (tmp_path / "d" / "image_24x24.png").exists()
+    bad = invoke("visualize", *common, "--param", "cppn", "--export-size", "2x", "--out", str(tmp_path / "e"))
+    assert bad.exit_code != 0 and "expected N or HxW" in bad.output

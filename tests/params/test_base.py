@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from paramviz.errors import ConfigError, ImageError
+from paramviz.io import load_image
 from paramviz.params import PARAMS, SQUASHES, ImageParam, ParamSpec, build_param
+from paramviz.render import OPTIMIZERS
 
 COMBOS = list(itertools.product(PARAMS.names(), SQUASHES.names(), [True, False]))
 IDS = [f"{n}-{s}-{'decorr' if d else 'rgb'}" for n, s, d in COMBOS]
@@ -19,20 +23,41 @@ def make(name, squash="sigmoid", decorrelate=True, batch=2, seed=0, size=SIZE) -
     return build_param(ParamSpec(name, decorrelate, squash), size, batch=batch, seed=seed)
 
 
+@pytest.mark.parametrize("name", PARAMS.names())
+def test_declared_defaults(name):
+    cls = PARAMS.get(name)
+    OPTIMIZERS.get(cls.default_optimizer)
+    assert isinstance(cls.default_lr, float) and math.isfinite(cls.default_lr) and cls.default_lr > 0
+    assert cls.inverse in ("exact", "approximate", None)
+    param = make(name)
+    if cls.resolution_free:
+        assert param.render(SIZE).shape == (2, 3, *SIZE)
+        torch.testing.assert_close(param.render(SIZE), param())
+        assert param.render((7, 9)).shape == (2, 3, 7, 9)
+    else:
+        with pytest.raises(ConfigError, match="cannot render at another size"):
+            param.render((7, 9))
+
+
 @pytest.mark.parametrize("name, squash, decorrelate", COMBOS, ids=IDS)
 def test_shape_dtype_and_range(name, squash, decorrelate):
     param = make(name, squash, decorrelate)
     assert isinstance(param, ImageParam)
     assert (param.batch, param.height, param.width) == (2, *SIZE)
+    before = param.latent().detach()
     with torch.no_grad():
         for p in param.parameters():
             p.mul_(3000.0)  # far outside the squash's linear range
         latent = param.latent()
         img = param()
-    assert latent.min() < -1 and latent.max() > 2  # so the range check below means something
     assert img.shape == (2, 3, *SIZE) and img.dtype == torch.float32
     assert img.min() >= 0 and img.max() <= 1
-    assert ((img == 0) | (img == 1)).any()
+    if PARAMS.get(name).fixed_scale:  # the parameters shape the latent but do not set its scale (MACO)
+        torch.testing.assert_close(latent.std(), before.std(), rtol=1e-3, atol=0)
+        assert not torch.allclose(latent, before)
+    else:
+        assert latent.min() < -1 and latent.max() > 2  # so the range check below means something
+        assert ((img == 0) | (img == 1)).any()
 
 
 @pytest.mark.parametrize("name, squash, decorrelate", COMBOS, ids=IDS)
@@ -51,15 +76,25 @@ def test_from_image_round_trip(name, squash, decorrelate):
     torch.manual_seed(3)
     img = torch.rand(2, 3, *SIZE) * 0.96 + 0.02  # in [0.02, 0.98]
     param = make(name, squash, decorrelate)
+    inverse = PARAMS.get(name).inverse
+    if inverse is None:
+        with pytest.raises(ConfigError, match="cannot start from an image"):
+            param.from_image(img)
+        return
+    fresh = param().detach()
     assert param.from_image(img) is param
     out = param().detach()
     atol = 1e-4 if squash == "sigmoid" else 1e-6  # clamp: exact up to float rounding
-    torch.testing.assert_close(out, img, atol=atol, rtol=0)
+    if inverse == "exact":
+        torch.testing.assert_close(out, img, atol=atol, rtol=0)
+    else:  # the closest image it can represent: nearer the target than where it started
+        assert ((out - img) ** 2).mean() < 0.9 * ((fresh - img) ** 2).mean()
     # a single image is broadcast to the whole batch
     param.from_image(img[:1])
     out = param().detach()
-    torch.testing.assert_close(out[0], img[0], atol=atol, rtol=0)
-    torch.testing.assert_close(out[1], img[0], atol=atol, rtol=0)
+    torch.testing.assert_close(out[1], out[0], atol=1e-6, rtol=0)
+    if inverse == "exact":
+        torch.testing.assert_close(out[0], img[0], atol=atol, rtol=0)
 
 
 def test_clamp_round_trip_is_exact_for_rgb_pixels():
@@ -68,7 +103,7 @@ def test_clamp_round_trip_is_exact_for_rgb_pixels():
     assert torch.equal(param().detach(), img)
 
 
-@pytest.mark.parametrize("name", PARAMS.names())
+@pytest.mark.parametrize("name", [n for n in PARAMS.names() if PARAMS.get(n).inverse is not None])
 def test_from_image_rejects_bad_images(name):
     param = make(name)
     expected = f"(1 or 2, 3, {SIZE[0]}, {SIZE[1]})"
@@ -107,19 +142,26 @@ def test_seeding(name):
 
 
 @pytest.mark.parametrize("name, squash, decorrelate", COMBOS, ids=IDS)
-def test_adam_steps_reduce_mse_to_a_target(name, squash, decorrelate):
-    torch.manual_seed(0)
-    target = torch.rand(1, 3, 16, 16) * 0.8 + 0.1
+def test_default_optimizer_reduces_mse_to_a_target(name, squash, decorrelate):
+    # a photo: every parameterization can approach it; with an exact inverse it can reach it
+    photo = F.interpolate(load_image("sample:chelsea"), size=(16, 16), mode="bilinear", antialias=True)
+    target = photo * 0.8 + 0.1
     param = make(name, squash, decorrelate, batch=1, size=(16, 16))
-    opt = torch.optim.Adam(param.parameters(), lr=0.05)
+    cls = PARAMS.get(name)
+    opt = OPTIMIZERS.get(cls.default_optimizer)(list(param.parameters()), cls.default_lr)
     losses = []
     for _ in range(30):
-        opt.zero_grad()
-        loss = ((param() - target) ** 2).mean()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.5 * losses[0]
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            loss = ((param() - target) ** 2).mean()
+            loss.backward()
+            losses.append(loss.item())
+            return loss
+
+        opt.step(closure)
+    # cppn and maco cannot represent every image (maco's magnitude and mean are fixed): a clear fall is enough
+    assert losses[-1] < (0.5 if cls.inverse == "exact" else 0.9) * losses[0]
 
 
 @pytest.mark.parametrize("name", PARAMS.names())
@@ -127,7 +169,8 @@ def test_to_dtype_moves_everything(name):
     param = make(name).to(torch.float64)
     assert all(t.dtype == torch.float64 for t in [*param.parameters(), *param.buffers()])
     assert param().dtype == torch.float64
-    param.from_image(torch.rand(1, 3, *SIZE, dtype=torch.float32))  # converted to the module's dtype
+    if PARAMS.get(name).inverse is not None:
+        param.from_image(torch.rand(1, 3, *SIZE, dtype=torch.float32))  # converted to the module's dtype
     meta = make(name).to("meta")
     assert all(t.device.type == "meta" for t in [*meta.parameters(), *meta.buffers()])
 

@@ -64,6 +64,32 @@ def test_relative_paths_resolve_against_the_sweep_file_folder(write_sweep, tmp_p
     assert config.weights == "random"
 
 
+def test_a_maco_spectrum_folder_resolves_against_the_sweep_file_folder(write_sweep, tiny_registered, tmp_path):
+    arms = expand(
+        load_sweep(
+            write_sweep(
+                """
+                task = "visualize"
+                [base]
+                backbone = "tiny_sweep_net"
+                objectives = ["conv3:1"]
+                [base.param]
+                name = "maco"
+                spectrum = "photos"
+                [axes]
+                seed = [0, 1]
+                "param.spectrum" = ["photos", "/abs/paintings", ""]
+                """
+            )
+        )
+    )
+    assert [a.config.param.spectrum for a in arms[:3]] == [str(tmp_path / "photos"), "/abs/paintings", ""]
+    assert arms[0].config.resolve().optimizer == "nadam"
+    body = 'task = "visualize"\n[base.param]\nname = "maco"\nspectrum = "p"\n'
+    base_only = expand(parse_sweep(body, folder=tmp_path))
+    assert base_only[0].config.param.spectrum == str(tmp_path / "p")
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

@@ -21,7 +21,7 @@ from paramviz.errors import (
 )
 from paramviz.io import load_image
 from paramviz.objectives.style import ContentLoss, GramStyleLoss, W2StyleLoss, gram_matrix
-from paramviz.params import ParamSpec
+from paramviz.params import PARAMS, ParamSpec
 from paramviz.tasks.colors import (
     gray_rgb,
     luminance,
@@ -59,7 +59,7 @@ def leaves(objective, cls):
 
 
 # --- the task on a tiny random network ---------------------------------------------------------------------
-@pytest.mark.parametrize("param", ["pixel", "fourier"])
+@pytest.mark.parametrize("param", PARAMS.names())
 @pytest.mark.parametrize("loss", ["gram", "w2"])
 def test_style_loss_falls_and_output_has_the_content_aspect(tiny_backbone, param, loss):
     config = small(param=ParamSpec(param), style_loss=loss, steps=15, init="gray", content_weight=0.0)
@@ -214,6 +214,32 @@ def test_resolved_config_round_trips_through_toml(tmp_path):
 def test_config_validation_names_the_bad_value(changes, error, needle):
     with pytest.raises(error, match=needle):
         small(**changes)
+
+
+def test_parameterizations_that_cannot_start_from_the_content_are_refused_before_any_work():
+    with pytest.raises(ConfigError, match="--init gray"):
+        small(param=ParamSpec("cppn"))  # init = "content"
+    with pytest.raises(ConfigError, match="no inverse"):
+        small(param=ParamSpec("cppn"), init="noise")
+    assert small(param=ParamSpec("cppn"), init="gray").init == "gray"
+    with pytest.raises(ConfigError, match="transparency"):
+        small(param=ParamSpec("pixel", alpha=True))
+
+
+@pytest.mark.parametrize("param", ["laplacian", "maco"])
+def test_new_parameterizations_start_from_the_content(tiny_backbone, param):
+    config = small(param=ParamSpec(param), steps=1, style_weight=0.0, content_weight=1.0)
+    result = stylize(config, backbone=tiny_backbone)
+    if param == "laplacian":  # an exact inverse: the content loss starts at 0
+        assert result.initial_terms["content:relu2"] < 1e-6
+    else:  # maco keeps its magnitude and takes the content's phase: the layout of the content
+        content = load_image("sample:chelsea", 32).mean(1).flatten()
+        gray = stylize(config.replace(init="gray"), backbone=tiny_backbone)
+
+        def corr(image):
+            return float(torch.corrcoef(torch.stack([image.mean(1).flatten(), content]))[0, 1])
+
+        assert corr(result.image) > 0.5 and abs(corr(gray.image)) < 0.3
 
 
 def test_parse_layer_weights():
