@@ -63,11 +63,12 @@ class SweepProgress:
     def on_sweep(self, event: SweepEvent) -> None:
         if self.arms is None:
             self.arms = tqdm(total=event.total, desc="arms", unit="arm", disable=self.disable, position=0)
-        self.arms.update(event.done + event.failed - self.arms.n)
         postfix = [f"failed={event.failed}"] if event.failed else []
         if event.in_flight and not event.finished:
             postfix.append(f"in flight={event.in_flight}")
-        self.arms.set_postfix_str(", ".join(postfix), refresh=True)
+        self.arms.set_postfix_str(", ".join(postfix), refresh=False)
+        self.arms.update(event.done + event.failed - self.arms.n)
+        self.arms.refresh()
         if self.steps is not None:
             self.steps.close()
             self.steps = None

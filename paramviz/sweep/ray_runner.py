@@ -304,9 +304,9 @@ def execute_group(payload: GroupPayload, *contents: bytes) -> list[tuple[Any, ..
     """
     import torch
 
+    torch.set_num_threads(payload.threads)
     if payload.worker_setup is not None:
         payload.worker_setup()
-    torch.set_num_threads(payload.threads)
     try:
         task = TASKS.get(payload.task)
         located = materialize_inputs(payload.inputs, contents, _inputs_dir())
@@ -400,7 +400,8 @@ class RayExecutor:
             except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
                 raise ConfigError(
                     f"cannot connect to the Ray cluster at {where!r}: {one_line(exc)}; start one with `ray start "
-                    "--head` (docs/cluster.md), or leave --address and RAY_ADDRESS out for a local instance"
+                    "--head`, or leave --address and RAY_ADDRESS out for a local instance (a cluster with token "
+                    "authentication also needs RAY_AUTH_MODE=token and its token here: docs/cluster.md)"
                 ) from None
         self._check_resources()
         return ray

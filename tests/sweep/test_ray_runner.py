@@ -131,8 +131,16 @@ def registered(monkeypatch, tiny_registered):
 @pytest.fixture(scope="session")
 def ray_instance():
     ray = pytest.importorskip("ray", reason='the Ray runner tests need Ray: pip install -e ".[test]"')
-    # "local": a new instance of our own, even if a cluster was started on this machine
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    # "local": a new instance of our own, even if a cluster was started on this machine; one logical GPU (no
+    # device behind it) lets the tests see how GPU fractions are reserved
+    ray.init(
+        address="local",
+        num_cpus=2,
+        num_gpus=1,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
     yield ray
     ray.shutdown()
 
@@ -353,8 +361,27 @@ def test_ctrl_c_cancels_the_rest_keeps_finished_arms_and_a_rerun_resumes(
 
 
 # --- settings and errors ------------------------------------------------------------------------------------
+def record_resources(folder: str) -> None:
+    """``worker_setup`` that writes what Ray reserved for the task and its torch threads into ``folder``."""
+    import ray
+
+    register_test_backbones()
+    seen = {"resources": ray.get_runtime_context().get_assigned_resources(), "threads": torch.get_num_threads()}
+    Path(folder, f"{os.getpid()}-{time.monotonic_ns()}.json").write_text(json.dumps(seen))
+
+
+def test_cpus_and_gpus_per_arm_are_what_ray_reserves_for_each_task(ray_instance, basic_sweep, tmp_path):
+    (tmp_path / "seen").mkdir()
+    setup = functools.partial(record_resources, str(tmp_path / "seen"))
+    options = RayOptions(cpus_per_arm=2, gpus_per_arm=0.5, worker_setup=setup)
+    summary = run_sweep(basic_sweep, tmp_path / "out", max_batch=2, runner="ray", runner_options=options)
+    assert summary.count("done") == 4 and summary.groups == 2
+    seen = [json.loads(p.read_text()) for p in (tmp_path / "seen").iterdir()]
+    assert len(seen) == 2 and all(s == {"resources": {"CPU": 2.0, "GPU": 0.5}, "threads": 2} for s in seen)
+
+
 def test_an_arm_that_fits_no_node_is_refused(ray_instance, basic_sweep, tmp_path):
-    with pytest.raises(ConfigError, match=r"no node of the Ray cluster has the 8 CPUs .*2 CPUs/0 GPUs"):
+    with pytest.raises(ConfigError, match=r"no node of the Ray cluster has the 8 CPUs .*2 CPUs/1 GPUs"):
         run_sweep(basic_sweep, tmp_path / "out", runner="ray", runner_options=RayOptions(cpus_per_arm=8))
     assert not list((tmp_path / "out").glob("arms/*"))
 
@@ -430,3 +457,36 @@ def test_paramviz_and_the_local_runner_never_import_ray(basic_sweep, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "ray imported: False"
+
+
+LITE0_SWEEP = """
+task = "visualize"
+[base]
+backbone = "efficientnet_lite0"
+objectives = ["stage3:0"]
+size = 32
+steps = 2
+transforms = "none"
+device = "cpu"
+metrics.names = ["hf_energy"]
+[axes]
+seed = [0, 1]
+"""
+
+
+def test_the_cli_runs_a_real_backbone_on_ray_and_a_rerun_resumes(ray_instance, write_sweep, tmp_path):
+    """No worker_setup: the workers import every registry backbone themselves (Lite0, bundled weights)."""
+    from click.testing import CliRunner
+
+    from paramviz.cli import main
+
+    sweep, out = write_sweep(LITE0_SWEEP), tmp_path / "out"
+    args = ["sweep", "run", str(sweep), "--out", str(out), "--runner", "ray", "--cpus-per-arm", "1", "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "2 of 2 arms done (2 run now, 0 already done), 0 failed" in result.output
+    for arm in arms_json(out)["arms"]:
+        m = metrics(out, arm["id"])
+        assert m["backbone"] == "efficientnet_lite0" and m["steps"] == 2 and "hf_energy" in m["metrics"]
+    again = CliRunner().invoke(main, args)
+    assert "2 of 2 arms done (0 run now, 2 already done)" in again.output
