@@ -31,7 +31,7 @@ def sweep_text(arms: int, size: int, steps: int, transforms: str, device: str) -
     return (
         'task = "visualize"\n[base]\nobjectives = ["stage4:12"]\n'
         f'size = {size}\nsteps = {steps}\ntransforms = "{transforms}"\ndevice = "{device}"\n'
-        f'[metrics]\nnames = []\n[axes]\n"param.name" = {list(PARAMS)!r}\nseed = {seeds!r}\n'
+        f'metrics.names = []\n[axes]\n"param.name" = {list(PARAMS)!r}\nseed = {seeds!r}\n'
     ).replace("'", '"')
 
 
