@@ -38,6 +38,8 @@ from dataclasses import replace as dataclass_replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from paramviz.config import ConfigBase
 from paramviz.errors import ConfigError
 from paramviz.io import OutputDir
@@ -302,12 +304,10 @@ def execute_group(payload: GroupPayload, *contents: bytes) -> list[tuple[Any, ..
 
     This is the body of the Ray task (it needs no Ray itself, so it can also be called directly).
     """
-    import torch
-
     torch.set_num_threads(payload.threads)
-    if payload.worker_setup is not None:
-        payload.worker_setup()
     try:
+        if payload.worker_setup is not None:
+            payload.worker_setup()
         task = TASKS.get(payload.task)
         located = materialize_inputs(payload.inputs, contents, _inputs_dir())
         localized = [localize(task, config, located, payload.cpu_only) for config in payload.configs]
@@ -366,6 +366,14 @@ class RayExecutor:
     def __init__(self, options: RayOptions) -> None:
         self.options = options
         self.ray = import_ray()
+        if options.worker_setup is not None:
+            try:
+                self.ray.cloudpickle.dumps(options.worker_setup)
+            except Exception as exc:  # noqa: BLE001 - whatever pickling raises, the fix is the same
+                raise ConfigError(
+                    f"worker_setup {options.worker_setup!r} cannot be sent to the Ray workers ({one_line(exc)}); "
+                    "use a function defined at the top level of a module the workers can import"
+                ) from None
 
     def check_device(self, device: str) -> None:
         """Check the device's name only: the workers, not this machine, must have it."""
@@ -450,7 +458,8 @@ class RayExecutor:
                         submit(group, payload, refs, tries + 1)
                         continue
                     reason = one_line(exc)[:MAX_REASON]
-                    failure = ArmFailed(f"Ray could not run this arm ({tries} tries, the last: {reason})")
+                    counted = "1 try" if tries == 1 else f"{tries} tries, the last"
+                    failure = ArmFailed(f"Ray could not run this arm ({counted}: {reason})")
                     yield GroupFinished(group, [failure] * len(group), tries)
                     continue
                 yield GroupFinished(group, [_outcome(item) for item in returned], tries)
@@ -469,8 +478,6 @@ def _outcome(item: Sequence[Any]) -> ArmFiles | ArmFailed:
 def _check_device_name(device: str) -> None:
     if device in ("", "auto"):
         return
-    import torch
-
     try:
         kind = torch.device(device).type
     except (RuntimeError, TypeError):

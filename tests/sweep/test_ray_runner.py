@@ -190,13 +190,28 @@ def file_sweep(write_sweep, tmp_path, registered) -> Path:
 
 
 # --- results -------------------------------------------------------------------------------------------------------
+def record_resources(folder: str) -> None:
+    """``worker_setup`` that writes what Ray reserved for the task and its torch threads into ``folder``."""
+    import ray
+
+    register_test_backbones()
+    seen = {"resources": ray.get_runtime_context().get_assigned_resources(), "threads": torch.get_num_threads()}
+    Path(folder, f"{os.getpid()}-{time.monotonic_ns()}.json").write_text(json.dumps(seen))
+
+
 def test_ray_gives_the_arms_and_results_of_the_local_runner(ray_instance, file_sweep, tmp_path):
     local = run_sweep(file_sweep, tmp_path / "local", max_batch=2)
     events = []
+    (tmp_path / "seen").mkdir()
+    setup = functools.partial(record_resources, str(tmp_path / "seen"))
+    options = RayOptions(cpus_per_arm=1, gpus_per_arm=0.5, worker_setup=setup)
     remote = run_sweep(
-        file_sweep, tmp_path / "ray", max_batch=2, runner="ray", runner_options=RAY, on_progress=events.append
+        file_sweep, tmp_path / "ray", max_batch=2, runner="ray", runner_options=options, on_progress=events.append
     )
     assert remote.groups == local.groups == 2 and remote.count("done") == 4
+    # --cpus-per-arm/--gpus-per-arm are what Ray reserves for each task (the fixture's GPU is logical only)
+    seen = [json.loads(p.read_text()) for p in (tmp_path / "seen").iterdir()]
+    assert len(seen) == 2 and all(s == {"resources": {"CPU": 1.0, "GPU": 0.5}, "threads": 1} for s in seen)
     a, b = arms_json(tmp_path / "local"), arms_json(tmp_path / "ray")
     assert [(x["id"], x["status"], x["attempts"], x["batched_with"]) for x in b["arms"]] == [
         (x["id"], x["status"], x["attempts"], x["batched_with"]) for x in a["arms"]
@@ -217,6 +232,30 @@ def test_ray_gives_the_arms_and_results_of_the_local_runner(ray_instance, file_s
     # progress: both groups submitted (in flight), then the arms bar counts finished arms
     assert [e.in_flight for e in events if not e.finished][:2] == [2, 4]
     assert [e.done for e in events][-1] == 4 and events[-1].finished and events[-1].in_flight == 0
+
+
+def test_an_arm_that_fails_by_itself_is_recorded_as_locally_and_not_retried(
+    ray_instance, write_sweep, tiny_registered, tmp_path
+):
+    sweep = write_sweep(
+        f"""
+        task = "visualize"
+        [base]
+        backbone = "{TINY}"
+        size = 24
+        steps = 2
+        device = "cpu"
+        [axes]
+        objectives = [["nolayer:1"], ["conv3:1"]]
+        """
+    )
+    local = run_sweep(sweep, tmp_path / "local")
+    remote = run_sweep(sweep, tmp_path / "ray", runner="ray", runner_options=RAY)
+    assert [(s.status, s.error, s.attempts) for s in remote.states] == [
+        (s.status, s.error, s.attempts) for s in local.states
+    ]
+    assert remote.states[0].status == "failed" and "nolayer" in remote.states[0].error
+    assert remote.states[0].attempts == 1  # an error of the arm itself, not of Ray: no retry
 
 
 def test_inputs_travel_with_the_task_not_by_path(file_sweep, tmp_path):
@@ -311,16 +350,16 @@ def test_a_worker_that_keeps_dying_fails_its_arms_with_the_reason_and_a_rerun_re
     ray_instance, write_sweep, registered, tmp_path
 ):
     sweep = write_sweep(KILL_SWEEP)
-    tokens = kill_tokens(tmp_path / "tokens", 2)
-    setup = functools.partial(register_test_backbones, tokens)
+    setup = functools.partial(register_test_backbones, kill_tokens(tmp_path / "tokens", 1))
     out = tmp_path / "ray"
-    summary = run_sweep(sweep, out, runner="ray", runner_options=RayOptions(max_retries=1, worker_setup=setup))
+    summary = run_sweep(sweep, out, runner="ray", runner_options=RayOptions(max_retries=0, worker_setup=setup))
     assert summary.count("failed") == 2 and not list(out.glob("arms/*"))
     for entry in arms_json(out)["arms"]:
-        assert entry["status"] == "failed" and entry["attempts"] == 2
-        assert "2 tries" in entry["error"] and "WorkerCrashedError" in entry["error"] and "\n" not in entry["error"]
+        assert entry["status"] == "failed" and entry["attempts"] == 1
+        assert entry["error"].startswith("Ray could not run this arm (1 try: WorkerCrashedError: The worker died")
+        assert "\n" not in entry["error"]
     again = run_sweep(sweep, out, runner="ray", runner_options=RayOptions(worker_setup=setup))  # no tokens left
-    assert again.count("done") == 2 and [a["attempts"] for a in arms_json(out)["arms"]] == [3, 3]
+    assert again.count("done") == 2 and [a["attempts"] for a in arms_json(out)["arms"]] == [2, 2]
 
 
 SLOW_SWEEP = BASIC.replace(f'"{TINY}"', f'"{SLOW_NET}"')
@@ -361,25 +400,6 @@ def test_ctrl_c_cancels_the_rest_keeps_finished_arms_and_a_rerun_resumes(
 
 
 # --- settings and errors ------------------------------------------------------------------------------------
-def record_resources(folder: str) -> None:
-    """``worker_setup`` that writes what Ray reserved for the task and its torch threads into ``folder``."""
-    import ray
-
-    register_test_backbones()
-    seen = {"resources": ray.get_runtime_context().get_assigned_resources(), "threads": torch.get_num_threads()}
-    Path(folder, f"{os.getpid()}-{time.monotonic_ns()}.json").write_text(json.dumps(seen))
-
-
-def test_cpus_and_gpus_per_arm_are_what_ray_reserves_for_each_task(ray_instance, basic_sweep, tmp_path):
-    (tmp_path / "seen").mkdir()
-    setup = functools.partial(record_resources, str(tmp_path / "seen"))
-    options = RayOptions(cpus_per_arm=2, gpus_per_arm=0.5, worker_setup=setup)
-    summary = run_sweep(basic_sweep, tmp_path / "out", max_batch=2, runner="ray", runner_options=options)
-    assert summary.count("done") == 4 and summary.groups == 2
-    seen = [json.loads(p.read_text()) for p in (tmp_path / "seen").iterdir()]
-    assert len(seen) == 2 and all(s == {"resources": {"CPU": 2.0, "GPU": 0.5}, "threads": 2} for s in seen)
-
-
 def test_an_arm_that_fits_no_node_is_refused(ray_instance, basic_sweep, tmp_path):
     with pytest.raises(ConfigError, match=r"no node of the Ray cluster has the 8 CPUs .*2 CPUs/1 GPUs"):
         run_sweep(basic_sweep, tmp_path / "out", runner="ray", runner_options=RayOptions(cpus_per_arm=8))
@@ -410,6 +430,17 @@ def test_cuda_arms_need_gpus_per_arm(basic_sweep, tmp_path):
 def test_bad_ray_options_are_named(options, match):
     with pytest.raises(ConfigError, match=match):
         RayOptions(**options)
+
+
+def test_a_worker_setup_that_cannot_be_sent_is_refused(basic_sweep, tmp_path):
+    import threading
+
+    pytest.importorskip("ray")
+    lock = threading.Lock()
+    options = RayOptions(worker_setup=lambda: lock.acquire())  # a lock cannot be pickled
+    with pytest.raises(ConfigError, match="cannot be sent to the Ray workers"):
+        run_sweep(basic_sweep, tmp_path / "out", runner="ray", runner_options=options)
+    assert not (tmp_path / "out").exists()
 
 
 def test_local_only_arguments_are_refused_with_ray(basic_sweep, tmp_path):

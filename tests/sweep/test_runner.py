@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from paramviz.errors import OutputExistsError
-from paramviz.sweep.runner import run_sweep
+from paramviz.sweep.runner import run_sweep, write_arm_files
 from paramviz.sweep.spec import expand, load_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,7 +116,7 @@ import torch
 from paramviz.backbones.base import Backbone
 from paramviz.backbones.registry import BACKBONES, BackboneEntry
 from paramviz.registry import Entry
-from paramviz.sweep.runner import run_sweep
+from paramviz.sweep.runner import run_sweep, write_arm_files
 from torch import nn
 
 def factory(weights="pretrained", *, trust_checkpoint=False):
@@ -184,3 +184,22 @@ def test_a_real_sweep_gives_a_report_with_every_arm(basic_sweep, tmp_path):
     assert html.count("data:image/png;base64,") >= len(summary.states)
     summary = run_sweep(basic_sweep, out)  # the report's files do not stop a resume
     assert summary.ran == []
+
+
+def test_write_arm_files_writes_an_arm_atomically_and_refuses_what_is_not_one(basic_sweep, tmp_path):
+    arm = expand(load_sweep(basic_sweep))[0]
+    out = tmp_path / "out"
+    (out / "arms" / arm.id).mkdir(parents=True)
+    (out / "arms" / arm.id / "image.png").write_bytes(b"leftover of a killed run")
+    files = {"image.png": b"png", "steps/step_00002.png": b"snap", "metrics.json": b"{}"}
+    target = write_arm_files(out, arm, files)
+    assert {str(p.relative_to(target)): p.read_bytes() for p in target.rglob("*") if p.is_file()} == files
+    for bad, match in (
+        ({"image.png": b""}, "no metrics.json"),
+        ({**files, "../escape.txt": b""}, "expected a relative path"),
+        ({**files, "/etc/x": b""}, "expected a relative path"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            write_arm_files(out, arm, bad)
+    assert (target / "image.png").read_bytes() == b"png"  # refused before anything is replaced
+    assert not (tmp_path / "escape.txt").exists() and sorted(os.listdir(out / "arms")) == [arm.id]
