@@ -9,8 +9,10 @@ from tqdm.auto import tqdm
 
 from paramviz.cli.group import main
 from paramviz.cli.progress import LossReader
+from paramviz.errors import ConfigError
 from paramviz.render import StepRecord
-from paramviz.sweep.runner import DEFAULT_MAX_BATCH, SweepEvent, run_sweep
+from paramviz.sweep.ray_runner import RayOptions
+from paramviz.sweep.runner import DEFAULT_MAX_BATCH, RUNNERS, SweepEvent, run_sweep
 from paramviz.sweep.spec import describe_arms, expand, load_sweep
 
 SWEEP_FILE_TYPE = click.Path(dir_okay=False, path_type=Path)
@@ -48,7 +50,11 @@ def list_command(sweep_file: Path) -> None:
 
 
 class SweepProgress:
-    """Two progress bars: arms done of all, and the steps of the arm(s) running now."""
+    """Two progress bars: arms done of all, and the steps of the arm(s) running now.
+
+    With a remote runner (Ray) no steps are reported: the arms bar alone shows the arms in flight (queued or
+    running on the cluster).
+    """
 
     def __init__(self, disable: bool = False) -> None:
         self.disable = disable
@@ -59,8 +65,12 @@ class SweepProgress:
     def on_sweep(self, event: SweepEvent) -> None:
         if self.arms is None:
             self.arms = tqdm(total=event.total, desc="arms", unit="arm", disable=self.disable, position=0)
+        postfix = [f"failed={event.failed}"] if event.failed else []
+        if event.in_flight and not event.finished:
+            postfix.append(f"in flight={event.in_flight}")
+        self.arms.set_postfix_str(", ".join(postfix), refresh=False)
         self.arms.update(event.done + event.failed - self.arms.n)
-        self.arms.set_postfix_str(f"failed={event.failed}" if event.failed else "", refresh=True)
+        self.arms.refresh()
         if self.steps is not None:
             self.steps.close()
             self.steps = None
@@ -113,9 +123,61 @@ class SweepProgress:
     help="Most arms rendered in one optimization when they differ only in parameterization and seed "
     "(1: every arm alone).",
 )
+@click.option(
+    "--runner",
+    type=click.Choice(RUNNERS.names()),
+    default="local",
+    show_default=True,
+    help="Where the arms run: "
+    + "; ".join(f"{e.name}: {e.description}" for e in RUNNERS.entries())
+    + " (docs/cluster.md).",
+)
+@click.option(
+    "--address",
+    default=None,
+    help="--runner ray: the Ray cluster ('auto', 'HOST:6379', 'ray://HOST:10001'); default: RAY_ADDRESS, else a "
+    "cluster started on this machine with `ray start`, else a new local instance.",
+)
+@click.option(
+    "--cpus-per-arm",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help=f"--runner ray: CPUs Ray reserves for each task (a batch of arms or one arm)  [default: "
+    f"{RayOptions.cpus_per_arm:g}]",
+)
+@click.option(
+    "--gpus-per-arm",
+    type=click.FloatRange(min=0),
+    default=None,
+    help=f"--runner ray: GPUs Ray reserves for each task; a fraction shares a GPU (0.25: four per GPU); with 0 "
+    f"arms run on the CPU  [default: {RayOptions.gpus_per_arm:g}]",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def run_command(sweep_file: Path, out: Path, force: bool, device: str | None, max_batch: int, quiet: bool) -> None:
-    """Run the arms of SWEEP_FILE into --out; finished arms are kept, failed ones are recorded."""
+def run_command(
+    sweep_file: Path,
+    out: Path,
+    force: bool,
+    device: str | None,
+    max_batch: int,
+    runner: str,
+    address: str | None,
+    cpus_per_arm: float | None,
+    gpus_per_arm: float | None,
+    quiet: bool,
+) -> None:
+    """Run the arms of SWEEP_FILE into --out; finished arms are kept, failed ones are recorded.
+
+    With --runner ray the arms run as Ray tasks on a cluster (no shared filesystem needed: inputs travel with
+    the tasks, outputs come back to --out); the results folder, resume and report are the same.
+    """
+    ray_given = {"--address": address, "--cpus-per-arm": cpus_per_arm, "--gpus-per-arm": gpus_per_arm}
+    options = None
+    if runner == "ray":
+        chosen = {"address": address, "cpus_per_arm": cpus_per_arm, "gpus_per_arm": gpus_per_arm}
+        options = RayOptions(**{key: value for key, value in chosen.items() if value is not None})
+    elif any(value is not None for value in ray_given.values()):
+        given = ", ".join(name for name, value in ray_given.items() if value is not None)
+        raise ConfigError(f"{given} only apply to --runner ray (the arms run with --runner {runner}); add --runner ray")
     progress = SweepProgress(disable=quiet)
     try:
         summary = run_sweep(
@@ -125,7 +187,9 @@ def run_command(sweep_file: Path, out: Path, force: bool, device: str | None, ma
             device=device,
             max_batch=max_batch,
             on_progress=progress.on_sweep,
-            step_callbacks=[progress],
+            step_callbacks=[] if runner == "ray" else [progress],
+            runner=runner,
+            runner_options=options,
         )
     finally:
         progress.close()

@@ -310,8 +310,18 @@ def _resolve_paths(task: Task, values: Mapping[str, Any], folder: Path) -> dict[
     return out
 
 
+def is_path_value(task: Task, value: Any) -> bool:
+    """Whether a value of one of the task's :attr:`~Task.path_fields` names a file (not a keyword or sample)."""
+    return (
+        isinstance(value, str)
+        and bool(value)
+        and value not in task.path_keywords
+        and not value.startswith(SAMPLE_PREFIX)
+    )
+
+
 def _resolve_one(task: Task, value: Any, folder: Path) -> Any:
-    if not isinstance(value, str) or not value or value in task.path_keywords or value.startswith(SAMPLE_PREFIX):
+    if not is_path_value(task, value):
         return value
     path = Path(value).expanduser()
     return str(path if path.is_absolute() else (folder / path))

@@ -25,3 +25,53 @@ def test_a_bad_sweep_file_is_one_line_without_traceback(write_sweep, tmp_path):
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "axis 'seed': expected a list" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_ray_flags_become_the_runner_options(basic_sweep, tmp_path, monkeypatch):
+    import paramviz.cli.sweep as cli_sweep
+    from paramviz.sweep.ray_runner import RayOptions
+    from paramviz.sweep.runner import SweepSummary
+
+    calls = []
+
+    def fake_run_sweep(spec, out, **kwargs):
+        calls.append(kwargs)
+        return SweepSummary(out, [])
+
+    monkeypatch.setattr(cli_sweep, "run_sweep", fake_run_sweep)
+    args = ["sweep", "run", str(basic_sweep), "--out", str(tmp_path / "o"), "--runner", "ray", "-q"]
+    result = CliRunner().invoke(main, [*args, "--address", "auto", "--cpus-per-arm", "2", "--gpus-per-arm", "0.25"])
+    assert result.exit_code == 0, result.output
+    assert calls[-1]["runner"] == "ray" and calls[-1]["step_callbacks"] == []  # no steps come back from workers
+    assert calls[-1]["runner_options"] == RayOptions(address="auto", cpus_per_arm=2.0, gpus_per_arm=0.25)
+    result = CliRunner().invoke(main, args)
+    assert calls[-1]["runner_options"] == RayOptions()  # the defaults come from RayOptions
+    local = CliRunner().invoke(main, ["sweep", "run", str(basic_sweep), "--out", str(tmp_path / "o"), "-q"])
+    assert local.exit_code == 0 and calls[-1]["runner"] == "local" and calls[-1]["runner_options"] is None
+    assert len(calls[-1]["step_callbacks"]) == 1
+
+
+def test_ray_flags_without_the_ray_runner_are_refused(basic_sweep, tmp_path):
+    args = ["sweep", "run", str(basic_sweep), "--out", str(tmp_path / "o"), "--address", "auto", "--gpus-per-arm", "1"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "--address, --gpus-per-arm only apply to --runner ray" in result.output
+    assert not (tmp_path / "o").exists()
+    result = CliRunner().invoke(main, [*args[:5], "--runner", "slurm"])
+    assert result.exit_code != 0 and "'local'" in result.output and "'ray'" in result.output
+
+
+def test_the_arms_bar_shows_arms_in_flight_of_a_remote_runner(basic_sweep):
+    from paramviz.cli.sweep import SweepProgress
+    from paramviz.sweep.runner import SweepEvent
+    from paramviz.sweep.spec import expand, load_sweep
+
+    arms = expand(load_sweep(basic_sweep))
+    progress = SweepProgress()  # bars on stderr (captured): a disabled tqdm counts nothing
+    progress.on_sweep(SweepEvent(0, 0, 4, tuple(arms[:2]), in_flight=4))
+    assert progress.arms.postfix == "in flight=4"
+    progress.on_sweep(SweepEvent(2, 1, 4, (), in_flight=1))
+    assert progress.arms.n == 3 and progress.arms.postfix == "failed=1, in flight=1" and progress.steps is None
+    progress.on_sweep(SweepEvent(3, 1, 4, (), finished=True))
+    assert progress.arms.postfix == "failed=1"
+    progress.close()

@@ -11,7 +11,7 @@ import pytest
 
 from paramviz.errors import OutputExistsError
 from paramviz.io import read_manifest
-from paramviz.sweep.runner import run_sweep
+from paramviz.sweep.runner import run_sweep, write_arm_files
 from paramviz.sweep.spec import expand, load_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,7 +119,7 @@ import torch
 from paramviz.backbones.base import Backbone
 from paramviz.backbones.registry import BACKBONES, BackboneEntry
 from paramviz.registry import Entry
-from paramviz.sweep.runner import run_sweep
+from paramviz.sweep.runner import run_sweep, write_arm_files
 from torch import nn
 
 def factory(weights="pretrained", *, trust_checkpoint=False):
@@ -212,3 +212,24 @@ def test_a_zip_group_is_one_axis_in_arms_json(write_sweep, tiny_registered, tmp_
     first = data["arms"][0]
     assert first["axes"]["param.name + param.decorrelate"] == {"param.name": "pixel", "param.decorrelate": False}
     assert first["values"] == {"seed": 0, "param.name": "pixel", "param.decorrelate": False}
+
+
+def test_write_arm_files_writes_an_arm_atomically_and_refuses_what_is_not_one(basic_sweep, tmp_path):
+    arm = expand(load_sweep(basic_sweep))[0]
+    out = tmp_path / "out"
+    (out / "arms" / arm.id).mkdir(parents=True)
+    (out / "arms" / arm.id / "image.png").write_bytes(b"leftover of a killed run")
+    files = {"image.png": b"png", "steps/step_00002.png": b"snap", "metrics.json": b"{}"}
+    target = write_arm_files(out, arm, files)
+    written = {str(p.relative_to(target)): p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    assert {name: data for name, data in written.items() if name != ".paramviz.json"} == files
+    assert read_manifest(target).files == tuple(sorted(files))
+    for bad, match in (
+        ({"image.png": b""}, "no metrics.json"),
+        ({**files, "../escape.txt": b""}, "expected a relative path"),
+        ({**files, "/etc/x": b""}, "expected a relative path"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            write_arm_files(out, arm, bad)
+    assert (target / "image.png").read_bytes() == b"png"  # refused before anything is replaced
+    assert not (tmp_path / "escape.txt").exists() and sorted(os.listdir(out / "arms")) == [arm.id]
