@@ -14,6 +14,7 @@ at the size the transforms hand the network (lucid's pad and crops make 224 px i
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 
@@ -84,22 +85,33 @@ class StepTimer:
         self.last = now
 
 
-def time_render(bb, objective, param_name, transforms_name, size, batch, steps, skip, device) -> list[float]:
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16/fp16 autocast on CUDA for ``--precision`` (fp32: nothing)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if device.type != "cuda":
+        raise SystemExit(f"--precision {precision} is measured on CUDA only")
+    return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def time_render(bb, objective, param_name, transforms_name, size, batch, steps, skip, device, precision) -> list[float]:
     """Per-step times of ``render()`` itself (the first ``skip`` steps are warm-up)."""
     param = build_param(ParamSpec(param_name), (size, size), batch=batch, seed=0)
     timer = StepTimer(device, skip)
     synchronize(device)
-    render(param, build_transforms(transforms_name), bb, objective, steps=steps, callbacks=[timer], device=device)
+    with autocast(device, precision):
+        render(param, build_transforms(transforms_name), bb, objective, steps=steps, callbacks=[timer], device=device)
     return timer.times
 
 
-def time_bare(network, batch, side, steps, skip, device) -> list[float]:
+def time_bare(network, batch, side, steps, skip, device, precision) -> list[float]:
     x = torch.rand(batch, 3, side, side, device=device, requires_grad=True)
     times = []
     for i in range(steps):
         synchronize(device)
         start = time.perf_counter()
-        bare_step(network, x)
+        with autocast(device, precision):
+            bare_step(network, x)
         synchronize(device)
         if i >= skip:
             times.append(time.perf_counter() - start)
@@ -119,6 +131,7 @@ def time_bare(network, batch, side, steps, skip, device) -> list[float]:
 @click.option("--steps", default=12, show_default=True, help="Timed steps per render call.")
 @click.option("--rounds", default=3, show_default=True, help="Render calls per arm, interleaved with the bare runs.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
 def main(
     backbone: str,
     weights: str | None,
@@ -132,6 +145,7 @@ def main(
     steps: int,
     rounds: int,
     threads: int | None,
+    precision: str,
 ) -> None:
     """Print the median step time of render() for each arm and its ratio to the bare forward+backward."""
     if threads:
@@ -159,12 +173,14 @@ def main(
     for _ in range(rounds):  # interleaved so drifts in machine load hit every arm alike
         for arm in arms:
             param_name, transforms_name = arm.split("/")
-            times[arm] += time_render(bb, objective, param_name, transforms_name, size, batch, steps + skip, skip, dev)
+            times[arm] += time_render(
+                bb, objective, param_name, transforms_name, size, batch, steps + skip, skip, dev, precision
+            )
         for side in sorted({size, *seen_size.values()}):
-            times[f"bare@{side}"] += time_bare(bare_network, batch, side, steps + skip, skip, dev)
+            times[f"bare@{side}"] += time_bare(bare_network, batch, side, steps + skip, skip, dev, precision)
     bare = statistics.median(times[f"bare@{size}"])
     print(
-        f"backbone={backbone} ({weights}) layer={layer} ({path}) size={size} batch={batch} device={dev} "
+        f"backbone={backbone} ({weights}) layer={layer} ({path}) size={size} batch={batch} device={dev} {precision} "
         f"steps={rounds}x{steps} threads={torch.get_num_threads()} torch={torch.__version__}"
     )
     print(f"{'arm':18s} {'net input':>9s} {'median ms':>10s} {'ratio':>7s} {'ratio@same input':>17s}")

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The GPU checks of issue 10, as one script for a CUDA machine (< 8 minutes on one GPU):
+#   1. the CUDA tests (the sync-debug test of the render loop among them; they are skipped without a GPU),
+#   2. the step benchmark: EfficientNet-Lite0 and a random ResNet-50, 224 px, batch 1 and 16, fp32 and bf16,
+#   3. a small sweep with --device cuda,
+# and prints one table at the end. Run from the repository root: bash benchmarks/gpu_check.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$(mktemp -d)}"
+export PYTHONUNBUFFERED=1
+python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device: nothing to check')" || exit 1
+python -c "import torch; print('device:', torch.cuda.get_device_name(0), '| torch', torch.__version__)"
+
+echo "== CUDA tests"
+python -m pytest -q -rs -k "cuda" tests 2>&1 | tail -5 | tee "$OUT/cuda_tests.txt"
+
+echo "== step benchmark (ratio@same input = paramviz's own overhead)"
+: > "$OUT/steps.txt"
+for backbone in "efficientnet_lite0 stage4" "resnet50 layer4"; do
+  set -- $backbone
+  for batch in 1 16; do
+    for precision in fp32 bf16; do
+      python benchmarks/step_overhead.py --device cuda --backbone "$1" --layer "$2" --size 224 --batch "$batch" \
+        --precision "$precision" --steps 20 --rounds 2 --arm fourier/lucid --arm pixel/none 2>&1 \
+        | awk -v b="$1" -v n="$batch" -v p="$precision" '/^(fourier|pixel|bare)/ {print b, n, p, $0}' \
+        | tee -a "$OUT/steps.txt"
+    done
+  done
+done
+
+echo "== small sweep on cuda"
+SWEEP="$OUT/sweep.toml"
+cat > "$SWEEP" <<TOML
+task = "visualize"
+[base]
+objectives = ["stage4:12"]
+size = 128
+steps = 64
+[axes]
+"param.name" = ["pixel", "fourier"]
+transforms = ["none", "lucid"]
+seed = [0, 1]
+TOML
+start=$(date +%s)
+python -m paramviz.cli sweep run "$SWEEP" --out "$OUT/sweep" --device cuda -q 2>&1 | tail -2 | tee "$OUT/sweep.txt"
+echo "sweep wall: $(( $(date +%s) - start )) s" | tee -a "$OUT/sweep.txt"
+
+echo
+echo "== summary"
+echo "backbone batch precision arm net_input median_ms ratio ratio@same_input"
+cat "$OUT/steps.txt"
+cat "$OUT/cuda_tests.txt" "$OUT/sweep.txt"
