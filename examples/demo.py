@@ -11,7 +11,6 @@ std over seeds) and writes a report per sweep, `OUT/visualize/report.html` and `
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import click
@@ -23,7 +22,7 @@ from paramviz.errors import OutputExistsError
 from paramviz.sweep.collect import read_sweep_dir
 from paramviz.sweep.report import build_report
 from paramviz.sweep.runner import run_sweep
-from paramviz.sweep.spec import SweepSpec, load_sweep
+from paramviz.sweep.spec import load_sweep
 from paramviz.sweep.tables import summary_text
 
 SWEEPS = Path(__file__).resolve().parent / "sweeps"
@@ -42,14 +41,6 @@ PARTS = {
         ("style_distance", "content_distance", "ssim_content", "hf_energy", "spectral_slope"),
     ),
 }
-
-
-def with_base(spec: SweepSpec, **changes: object) -> SweepSpec:
-    """``spec`` with fields of ``[base]`` changed (its sweep.toml is then written from the parsed content)."""
-    changes = {k: v for k, v in changes.items() if v is not None}
-    if not changes:
-        return spec
-    return dataclasses.replace(spec, base={**spec.base, **changes}, text="")
 
 
 def check_demo_dir(out: Path) -> None:
@@ -77,7 +68,8 @@ def demo(out: Path, steps: int | None, size: int | None, force: bool, quiet: boo
         check_demo_dir(out)
         reports = []
         for name, (file, rows, cols, shown) in PARTS.items():
-            spec = with_base(load_sweep(SWEEPS / file), steps=steps, size=size)
+            changes = {key: value for key, value in {"steps": steps, "size": size}.items() if value is not None}
+            spec = load_sweep(SWEEPS / file).with_base(changes)
             click.echo(f"== {spec.description}")
             progress = SweepProgress(disable=quiet)
             try:

@@ -18,6 +18,7 @@ SMALL = {
     "visualize": ["--steps", "2", "--size", "32", "--device", "cpu", "--quiet"],
     "style": ["--steps", "2", "--size", "32", "--device", "cpu", "--quiet"],
     "robustness": ["--steps", "2", "--size", "32", "--device", "cpu", "--quiet"],
+    "sweep run": ["--set", "steps=2", "--set", "size=32", "--device", "cpu", "--quiet"],
 }
 WEIGHTS_FILE = re.compile(r"'?[\w.-]+\.(pth|pt|ckpt|safetensors|bin)'?")
 
@@ -57,6 +58,9 @@ def test_cli_examples_use_real_commands_and_options(line):
     words = shlex.split(line)[1:]
     command = main.get_command(click.Context(main), words[0])
     assert command is not None, f"README uses unknown command {words[0]!r}"
+    if isinstance(command, click.Group):  # e.g. `paramviz sweep run`: the options are the subcommand's
+        command, words = command.get_command(click.Context(command), words[1]), words[1:]
+        assert command is not None, f"README uses unknown subcommand in {line!r}"
     known = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
     for word in words[1:]:
         if word.startswith("--"):
@@ -84,10 +88,18 @@ def readme_runs(tmp_path_factory):
                         a == "--out" and b == producer for a, b in zip(other_words, other_words[1:], strict=False)
                     ):
                         run(other, monkeypatch)
-            if i and words[i - 1] in ("--out", "--config") and word.startswith("out/"):
+            if words[:2] == ["sweep", "report"] and i == 2:  # the report of the sweep another line runs
+                for other, _ in examples:
+                    other_words = shlex.split(other)
+                    if other_words[1:3] == ["sweep", "run"] and word in other_words:
+                        run(other, monkeypatch)
+            if (i and words[i - 1] in ("--out", "--config") or words[:2] == ["sweep", "report"] and i == 2) and (
+                word.startswith("out/")
+            ):
                 words[i] = str(out_root / word)
         monkeypatch.chdir(ROOT)
-        done[line] = CliRunner().invoke(main, [*words, *SMALL.get(words[0], [])])
+        key = " ".join(words[:2]) if words[0] == "sweep" else words[0]
+        done[line] = CliRunner().invoke(main, [*words, *SMALL.get(key, [])])
         return done[line]
 
     return run

@@ -13,7 +13,7 @@ from paramviz.errors import ConfigError
 from paramviz.render import StepRecord
 from paramviz.sweep.ray_runner import RayOptions
 from paramviz.sweep.runner import DEFAULT_MAX_BATCH, RUNNERS, SweepEvent, run_sweep
-from paramviz.sweep.spec import describe_arms, expand, load_sweep
+from paramviz.sweep.spec import describe_arms, expand, load_sweep, parse_assignment
 
 SWEEP_FILE_TYPE = click.Path(dir_okay=False, path_type=Path)
 
@@ -152,6 +152,14 @@ class SweepProgress:
     help=f"--runner ray: GPUs Ray reserves for each task; a fraction shares a GPU (0.25: four per GPU); with 0 "
     f"arms run on the CPU  [default: {RayOptions.gpus_per_arm:g}]",
 )
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Change a field of the sweep's [base] (repeatable), e.g. --set steps=8 --set size=64 for a quick try; "
+    "values are TOML (bare words are strings). A changed sweep is another sweep: its arms get other ids.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def run_command(
     sweep_file: Path,
@@ -163,6 +171,7 @@ def run_command(
     address: str | None,
     cpus_per_arm: float | None,
     gpus_per_arm: float | None,
+    assignments: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Run the arms of SWEEP_FILE into --out; finished arms are kept, failed ones are recorded.
@@ -178,10 +187,11 @@ def run_command(
     elif any(value is not None for value in ray_given.values()):
         given = ", ".join(name for name, value in ray_given.items() if value is not None)
         raise ConfigError(f"{given} only apply to --runner ray (the arms run with --runner {runner}); add --runner ray")
+    spec = load_sweep(sweep_file).with_base(dict(parse_assignment(a) for a in assignments))
     progress = SweepProgress(disable=quiet)
     try:
         summary = run_sweep(
-            sweep_file,
+            spec,
             out,
             force=force,
             device=device,

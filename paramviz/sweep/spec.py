@@ -20,6 +20,7 @@ the same arm keeps its id across runs, machines and devices.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -113,6 +114,26 @@ class SweepSpec:
             for name, keys in self.axis_groups
         }
 
+    def with_base(self, changes: Mapping[str, Any]) -> SweepSpec:
+        """This sweep with fields of ``[base]`` changed (dotted keys set nested tables: ``"param.name"``).
+
+        The changed sweep is a different sweep (its arms get other ids); the ``sweep.toml`` a run copies into its
+        directory is written from the parsed content, since the file's text no longer describes it.
+        """
+        if not changes:
+            return self
+        base = json.loads(json.dumps(self.base))  # a deep copy of plain TOML values
+        for key, value in changes.items():
+            node = base
+            *parents, last = key.split(".")
+            for part in parents:
+                child = node.get(part)
+                if not isinstance(child, dict):
+                    child = node[part] = {}
+                node = child
+            node[last] = value
+        return dataclasses.replace(self, base=base, text="")
+
     def canonical(self) -> str:
         """A text that is equal for two files describing the same sweep (formatting and comments aside)."""
         data = {"task": self.task, "base": self.base, "axes": self.axes, "zip": list(self.zips)}
@@ -130,6 +151,23 @@ def format_value(value: Any) -> str:
     if isinstance(value, dict):  # a zip group's values
         return ", ".join(f"{key}={format_value(v)}" for key, v in value.items())
     return str(value)
+
+
+def parse_assignment(text: str, what: str = "--set") -> tuple[str, Any]:
+    """``KEY=VALUE`` with the value read as TOML (``steps=64``, ``transforms="lucid"``, bare words as strings).
+
+    Raises:
+        ConfigError: No ``=`` or an empty key.
+    """
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"{what} {text!r}: expected KEY=VALUE, e.g. {what} steps=64 or {what} param.name=pixel")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word such as lucid
+    return key, value
 
 
 def axis_label(key: str, value: Any, sep: str = " = ") -> str:

@@ -75,3 +75,13 @@ def test_the_arms_bar_shows_arms_in_flight_of_a_remote_runner(basic_sweep):
     progress.on_sweep(SweepEvent(3, 1, 4, (), finished=True))
     assert progress.arms.postfix == "failed=1"
     progress.close()
+
+
+def test_run_with_set_changes_the_base(basic_sweep, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["sweep", "run", str(basic_sweep), "--out", str(out), "--set", "steps=1", "-q"])
+    assert result.exit_code == 0, result.output
+    arm = json.loads((out / "arms.json").read_text())["arms"][0]["id"]
+    assert json.loads((out / "arms" / arm / "metrics.json").read_text())["steps"] == 1
+    bad = CliRunner().invoke(main, ["sweep", "run", str(basic_sweep), "--out", str(tmp_path / "o2"), "--set", "steps"])
+    assert bad.exit_code == 2 and "expected KEY=VALUE" in bad.output and "Traceback" not in bad.output

@@ -129,3 +129,19 @@ def test_duplicate_arms_are_refused():
 def test_a_missing_sweep_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_sweep(tmp_path / "nope.toml")
+
+
+def test_with_base_changes_fields_and_makes_another_sweep(basic_sweep):
+    from paramviz.sweep.spec import parse_assignment
+
+    spec = load_sweep(basic_sweep)
+    quick = spec.with_base(dict(parse_assignment(a) for a in ("steps=1", "param.decay_power=1.5", "transforms=none")))
+    arms, quick_arms = expand(spec), expand(quick)
+    assert all(a.config.steps == 1 and a.config.transforms == "none" for a in quick_arms)
+    assert quick_arms[1].config.param.decay_power == 1.5
+    assert {a.id for a in arms}.isdisjoint(a.id for a in quick_arms) and quick.text == ""
+    assert spec.base["steps"] == 4 and "param" not in spec.base  # the original is unchanged
+    assert parse_assignment('transforms="lucid"') == ("transforms", "lucid")
+    assert parse_assignment("objectives=['stage4:1']") == ("objectives", ["stage4:1"])
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_assignment("steps")
