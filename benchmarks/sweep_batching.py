@@ -10,43 +10,13 @@ and the ratio of arms per minute is printed. Target: >= 1.5x at 8 arms of 64 px 
 
 from __future__ import annotations
 
-import shutil
 import statistics
-import tempfile
-import time
-from pathlib import Path
 
 import click
 import torch
+from sweep_runners import sweep_text, time_sweep  # the benchmarks' shared sweep helpers (same folder)
 
-from paramviz.sweep.runner import run_sweep
-from paramviz.sweep.spec import parse_sweep
 from paramviz.tasks import SharedWork
-
-PARAMS = ("pixel", "fourier")
-
-
-def sweep_text(arms: int, size: int, steps: int, transforms: str, device: str) -> str:
-    seeds = list(range(arms // len(PARAMS)))
-    return (
-        'task = "visualize"\n[base]\nobjectives = ["stage4:12"]\n'
-        f'size = {size}\nsteps = {steps}\ntransforms = "{transforms}"\ndevice = "{device}"\n'
-        f'[base.metrics]\nnames = []\n[axes]\n"param.name" = {list(PARAMS)!r}\nseed = {seeds!r}\n'
-    ).replace("'", '"')
-
-
-def time_sweep(text: str, max_batch: int, shared: SharedWork) -> float:
-    folder = Path(tempfile.mkdtemp(prefix="pv-bench-"))
-    try:
-        spec = parse_sweep(text, folder=folder)
-        start = time.perf_counter()
-        summary = run_sweep(spec, folder / "out", max_batch=max_batch, shared=shared)
-        seconds = time.perf_counter() - start
-        if summary.count("done") != len(summary.states):
-            raise SystemExit(f"arms failed: {[s.error for s in summary.states if s.status == 'failed']}")
-        return seconds
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @click.command()
@@ -59,15 +29,15 @@ def main(steps: int, repeats: int, transforms: str, device: str, threads: int | 
     if threads:
         torch.set_num_threads(threads)
     shared = SharedWork()  # the backbone is built once, outside the timings
-    time_sweep(sweep_text(2, 64, 2, transforms, device), 8, shared)  # warm-up
+    time_sweep(sweep_text(2, 64, 2, transforms, device), 8, shared=shared)  # warm-up
     click.echo(f"{'arms':>4} {'size':>4}  {'one by one':>12} {'batched':>12}  {'arms/min':>17}  speedup")
     for arms in (4, 8):
         for size in (64, 128):
             text = sweep_text(arms, size, steps, transforms, device)
             alone, batched = [], []
             for _ in range(repeats):
-                alone.append(time_sweep(text, 1, shared))
-                batched.append(time_sweep(text, arms, shared))
+                alone.append(time_sweep(text, 1, shared=shared))
+                batched.append(time_sweep(text, arms, shared=shared))
             a, b = statistics.median(alone), statistics.median(batched)
             click.echo(
                 f"{arms:>4} {size:>4}  {a:>10.2f} s {b:>10.2f} s  {60 * arms / a:>7.1f} -> {60 * arms / b:>7.1f}"

@@ -37,11 +37,11 @@ from paramviz.tasks import SharedWork
 PARAMS = ("pixel", "fourier")
 
 
-def sweep_text(arms: int, size: int, steps: int, transforms: str) -> str:
+def sweep_text(arms: int, size: int, steps: int, transforms: str, device: str = "cpu") -> str:
     seeds = list(range(arms // len(PARAMS)))
     return (
         'task = "visualize"\n[base]\nobjectives = ["stage4:12"]\n'
-        f'size = {size}\nsteps = {steps}\ntransforms = "{transforms}"\ndevice = "cpu"\n'
+        f'size = {size}\nsteps = {steps}\ntransforms = "{transforms}"\ndevice = "{device}"\n'
         f'metrics.names = []\n[axes]\n"param.name" = {list(PARAMS)!r}\nseed = {seeds!r}\n'
     ).replace("'", '"')
 

@@ -315,3 +315,31 @@ class Backbone(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, weights={self.weights_source!r}"
+
+
+class BackboneView(nn.Module):
+    """Base of modules that wrap a backbone and change what its forward does (the input, or extra outputs).
+
+    Layer names, resolution and validation are the wrapped backbone's; subclasses implement ``forward``.
+
+    Args:
+        backbone: A backbone (``forward(x, layers) -> {layer: tensor}``, ``layers()``, ``resolve``, ``validate``).
+    """
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.name = getattr(backbone, "name", type(backbone).__name__)
+        self.weights_source = getattr(backbone, "weights_source", "")
+
+    def layers(self) -> list[str]:
+        """The wrapped backbone's layer names."""
+        return self.backbone.layers()
+
+    def resolve(self, layer: str) -> str:
+        """The wrapped backbone's name resolution."""
+        return self.backbone.resolve(layer)
+
+    def validate(self, layers: Iterable[str]) -> None:
+        """The wrapped backbone's validation."""
+        self.backbone.validate(layers)

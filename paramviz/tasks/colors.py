@@ -36,8 +36,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
-from torch import nn
 
+from paramviz.backbones.base import BackboneView
 from paramviz.errors import ImageError, UnknownNameError
 
 COLOR_MODES = ("off", "luminance", "post")
@@ -152,7 +152,7 @@ def check_color_mode(mode: str) -> str:
     return mode
 
 
-class LuminanceView(nn.Module):
+class LuminanceView(BackboneView):
     """Backbone wrapper whose network sees only the luminance of its input (as grey RGB).
 
     Used by luminance-only style transfer: the output keeps only its Y channel, so the losses read only that.
@@ -161,24 +161,6 @@ class LuminanceView(nn.Module):
     Args:
         backbone: A backbone (``forward(x, layers) -> {layer: tensor}``).
     """
-
-    def __init__(self, backbone: nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.name = getattr(backbone, "name", type(backbone).__name__)
-        self.weights_source = getattr(backbone, "weights_source", "")
-
-    def layers(self) -> list[str]:
-        """The wrapped backbone's layer names."""
-        return self.backbone.layers()
-
-    def resolve(self, layer: str) -> str:
-        """The wrapped backbone's name resolution."""
-        return self.backbone.resolve(layer)
-
-    def validate(self, layers: Iterable[str]) -> None:
-        """The wrapped backbone's validation."""
-        self.backbone.validate(layers)
 
     def forward(self, x: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
         """Features of the grey image ``(Y, Y, Y)`` of ``x`` (B, 3, H, W)."""

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from paramviz.backbones import Backbone
+from paramviz.backbones.base import BackboneView
 from paramviz.backbones.composite import CompositeBackbone
 from paramviz.config import SEED_RANGE, ConfigBase, check_seed
 from paramviz.device import resolve_device
@@ -427,7 +428,7 @@ class StyleResult:
 
 
 # --- building blocks ---------------------------------------------------------------------------------
-class _ReplayContent(nn.Module):
+class _ReplayContent(BackboneView):
     """Backbone wrapper that adds content targets replayed under the current transform draw.
 
     For every requested content layer ``L`` it also returns ``L + TARGET_SUFFIX``: the activation of the
@@ -438,22 +439,10 @@ class _ReplayContent(nn.Module):
     def __init__(
         self, backbone: nn.Module, transforms: TransformStack, content: torch.Tensor, layers: Iterable[str]
     ) -> None:
-        super().__init__()
-        self.backbone = backbone
+        super().__init__(backbone)
         self.transforms = transforms
         self.register_buffer("content", content.detach().clone())
         self.content_layers = set(layers)
-        self.name = getattr(backbone, "name", "")
-        self.weights_source = getattr(backbone, "weights_source", "")
-
-    def layers(self) -> list[str]:
-        return self.backbone.layers()
-
-    def resolve(self, layer: str) -> str:
-        return self.backbone.resolve(layer)
-
-    def validate(self, layers: Iterable[str]) -> None:
-        self.backbone.validate(layers)
 
     def forward(self, x: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
         layers = list(layers)
