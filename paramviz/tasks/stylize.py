@@ -324,8 +324,8 @@ class StyleConfig(ConfigBase):
 
     @property
     def random_transforms(self) -> bool:
-        """Whether the transform stack draws random parameters (anything but padding)."""
-        return any(op.name != "pad" for op in parse_transforms(self.transforms))
+        """Whether the transform stack draws random parameters (anything but padding and blur)."""
+        return any(op.random for op in parse_transforms(self.transforms))
 
     def backbone_options(self) -> dict[str, object]:
         """Options for ``build_backbone`` of the main backbone: the preset's, if it is the preset's network."""
@@ -433,7 +433,8 @@ class _ReplayContent(BackboneView):
 
     For every requested content layer ``L`` it also returns ``L + TARGET_SUFFIX``: the activation of the
     content image passed through the transforms with the draw just used for the output image (computed
-    without gradient). :class:`~paramviz.objectives.style.ContentLoss` compares with it.
+    without gradient). :class:`~paramviz.objectives.style.ContentLoss` compares with it. With a deterministic
+    stack (padding, blur) every step sees the same content view, so the targets are computed once.
     """
 
     def __init__(
@@ -443,6 +444,8 @@ class _ReplayContent(BackboneView):
         self.transforms = transforms
         self.register_buffer("content", content.detach().clone())
         self.content_layers = set(layers)
+        self.cache: dict[tuple, dict[str, torch.Tensor]] = {}  # deterministic stacks: the targets, once
+        self.target_passes = 0  # how often the content went through the network (for tests and benchmarks)
 
     def forward(self, x: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
         layers = list(layers)
@@ -450,10 +453,16 @@ class _ReplayContent(BackboneView):
         wanted = [layer for layer in layers if layer in self.content_layers]
         draw = self.transforms.last_draw
         if wanted and draw is not None:
-            with torch.no_grad():
-                content = self.content.to(x.device, x.dtype).expand(x.shape[0], -1, -1, -1)
-                view = self.transforms(content, draw=draw)
-                targets = self.backbone(view, wanted)
+            key = (tuple(x.shape), x.device, x.dtype, tuple(wanted))
+            targets = self.cache.get(key) if not self.transforms.random else None
+            if targets is None:
+                with torch.no_grad():
+                    content = self.content.to(x.device, x.dtype).expand(x.shape[0], -1, -1, -1)
+                    view = self.transforms(content, draw=draw)
+                    targets = self.backbone(view, wanted)
+                self.target_passes += 1
+                if not self.transforms.random:
+                    self.cache[key] = targets
             features.update({layer + TARGET_SUFFIX: targets[layer] for layer in wanted})
         return features
 

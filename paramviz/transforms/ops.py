@@ -53,6 +53,9 @@ class Transform(nn.Module):
 
     #: Op name in spec strings.
     name: ClassVar[str] = ""
+    #: Whether the op draws random parameters (``sample`` returns a non-empty dict); deterministic ops give
+    #: the same output every step.
+    random: ClassVar[bool] = True
     #: Grammar of the op's spec token, shown in errors.
     usage: ClassVar[str] = ""
     #: Example spec token, shown in errors.
@@ -153,6 +156,7 @@ class Pad(Transform):
     """
 
     name = "pad"
+    random = False
     usage = "pad:N, pad:N:VALUE or pad:N:reflect|replicate with N >= 0 pixels and VALUE in [0, 1]"
     example = "pad:12"
     modes = ("constant", "reflect", "replicate")
@@ -516,6 +520,7 @@ class Blur(Transform):
     """
 
     name = "blur"
+    random = False
     usage = "blur:SIGMA with SIGMA > 0 (pixels)"
     example = "blur:1"
 

@@ -83,6 +83,11 @@ class TransformStack(nn.Module):
         """Canonical spec string (``"none"`` for the empty stack); ``build_transforms(spec)`` rebuilds it."""
         return ",".join(op.spec for op in self.ops) or "none"
 
+    @property
+    def random(self) -> bool:
+        """Whether any op draws random parameters (else every pass gives the same output)."""
+        return any(op.random for op in self.ops)
+
     def describe(self) -> str:
         """The canonical spec string, for config files and logs (same as :attr:`spec`)."""
         return self.spec

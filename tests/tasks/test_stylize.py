@@ -549,3 +549,20 @@ def test_random_weights_are_seeded_by_the_run(monkeypatch):
     torch.rand(5)  # the global RNG moves on between runs
     assert torch.equal(a, first_weight(0))
     assert not torch.equal(a, first_weight(1))
+
+
+@pytest.mark.parametrize(("spec", "passes"), [("pad:4", 1), ("pad:2,blur:1", 1), ("pad:2,jitter:2", 5)])
+def test_content_targets_are_computed_once_when_the_transforms_are_deterministic(tiny_backbone, spec, passes):
+    from paramviz.transforms import build_transforms
+
+    transforms = build_transforms(spec)
+    content = torch.rand(1, 3, 24, 24)
+    replay = task._ReplayContent(tiny_backbone, transforms, content, ["conv3"])
+    image = torch.rand(1, 3, 24, 24)
+    targets = []
+    for _ in range(5):
+        view = transforms(image)
+        targets.append(replay(view, ["conv3"])["conv3" + task.TARGET_SUFFIX])
+    assert replay.target_passes == passes
+    expected = tiny_backbone(transforms(content, draw=transforms.last_draw), ["conv3"])["conv3"]
+    torch.testing.assert_close(targets[-1], expected)  # the cached target is the right one
