@@ -606,3 +606,40 @@ def labeled_grid(
         for c, tensor in enumerate(row):
             canvas.paste(tensor_to_pil(tensor), (label_w + pad + c * (cell_w + pad), y))
     return canvas
+
+
+def captioned_grid(
+    images: Sequence[torch.Tensor], captions: Sequence[str], ncol: int | None = None, pad: int = 4
+) -> Image.Image:
+    """A PIL contact sheet: the images (each (3|4, H, W) in [0, 1]) in rows of ``ncol``, each captioned below.
+
+    Args:
+        images: The images; sizes may differ (cells take the largest).
+        captions: One caption per image.
+        ncol: Images per row (default: about the square root of their number).
+        pad: White space between cells, in pixels.
+    """
+    from PIL import ImageDraw, ImageFont
+
+    if not images:
+        raise ImageError("cannot make a contact sheet of zero images")
+    if len(captions) != len(images):
+        raise ImageError(f"got {len(captions)} captions for {len(images)} images; give one caption per image")
+    font = ImageFont.load_default()
+    ncol = ncol or math.ceil(math.sqrt(len(images)))
+    nrow = math.ceil(len(images) / ncol)
+    cell_w = max(t.shape[-1] for t in images)
+    cell_h = max(t.shape[-2] for t in images)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text_h = max(probe.textbbox((0, 0), c or " ", font=font)[3] for c in captions) + pad
+    rgba = any(t.shape[-3] == 4 for t in images)
+    canvas = Image.new(
+        "RGBA" if rgba else "RGB", (ncol * (cell_w + pad) + pad, nrow * (cell_h + text_h + pad) + pad), "white"
+    )
+    draw = ImageDraw.Draw(canvas)
+    for i, (tensor, caption) in enumerate(zip(images, captions, strict=True)):
+        r, c = divmod(i, ncol)
+        x, y = pad + c * (cell_w + pad), pad + r * (cell_h + text_h + pad)
+        canvas.paste(tensor_to_pil(tensor), (x, y))
+        draw.text((x, y + cell_h + pad // 2), caption, fill="black", font=font)
+    return canvas

@@ -42,6 +42,7 @@ DESTS = {
     "device": "device",
     "thresholds": "thresholds",
     "export_size": "export_size",
+    "unit_batch": "unit_batch",
 }
 
 
@@ -88,6 +89,13 @@ def _parse_size(_ctx: click.Context, _param: click.Parameter, value: str | None)
 @optimizer_option(None, show_default=PARAM_DEFAULT)
 @click.option("--seed", type=int, default=D.seed, show_default=True, help="Seed of init and transform draws.")
 @device_option(D.device)
+@click.option(
+    "--unit-batch",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With a whole-layer objective (LAYER:0-63 or LAYER:*): most units rendered at once "
+    "[default: as many as fit half the free memory]; the images do not depend on it.",
+)
 @click.option(
     "--threshold",
     "thresholds",

@@ -75,6 +75,9 @@ Objective specs (repeat the option to add terms; lower loss is better, weights m
   LAYER:CH:X:Y               neuron at column X, row Y, e.g. layer3:12:7:7
   neuron:LAYER:CH            neuron at the centre of the feature map (neuron:LAYER:CH:token=T: token T)
   LAYER:3|7|9                one channel per image of a batch of 3 (also for neuron and logit)
+  LAYER:0-63 | LAYER:*       a whole layer: one image per channel (ranges inclusive; * = every channel),
+                             each rendered on its own (seed + i) in batches that fit the memory; image.png
+                             is a contact sheet, image_N.png one per unit
   logit:LABEL | logit:INDEX  class logit, e.g. logit:espresso, logit:967, logit:Egyptian cat
   deepdream:LAYER            DeepDream (mean squared activation)
   diversity:LAYER            batch diversity, e.g. 100*diversity:layer3
@@ -91,6 +94,8 @@ Objective specs (repeat the option to add terms; lower loss is better, weights m
   Transformer layers (timm ViT, Swin) are read on the patch grid, class/register tokens left out."""
 
 _INT = re.compile(r"\d+")
+#: A unit of a channel list: an index or an inclusive range ``LOW-HIGH``.
+_UNIT = re.compile(r"\d+|\d+\s*-\s*\d+")
 _COSSIM = re.compile(r"cossim=(.*)")
 _TOKEN = re.compile(r"token=(.*)")
 
@@ -141,7 +146,23 @@ class _Spec:
         return value
 
     def indices(self, token: str, what: str) -> int | list[int]:
-        values = [self.int(part.strip(), what) for part in token.split("|")]
+        """``7``, ``3|7|9`` (one per image) or ranges ``0-63`` (inclusive), e.g. ``0-3|8``."""
+        values: list[int] = []
+        for part in (p.strip() for p in token.split("|")):
+            if part == "*":
+                raise self.fail(
+                    f"'*' (every {what}) is resolved by `paramviz visualize` against the backbone; in Python use "
+                    "paramviz.tasks.visualize.expand_whole_layers first",
+                    token,
+                )
+            low, dash, high = part.partition("-")
+            if dash:
+                first, last = self.int(low.strip(), what), self.int(high.strip(), what)
+                if last < first:
+                    raise self.fail(f"the {what} range {part!r} runs backwards; write LOW-HIGH", token)
+                values.extend(range(first, last + 1))
+            else:
+                values.append(self.int(part, what))
         return values[0] if len(values) == 1 else values
 
     def positive(self, token: str, what: str) -> float:
@@ -404,7 +425,7 @@ def _split_batch(ctx: _Spec, text: str) -> tuple[str, int | None]:
 
 def _shorthand(ctx: _Spec, tokens: list[str]) -> tuple[str, list[str]]:
     """Read ``LAYER:CHANNELS`` (channel) or ``LAYER:CHANNELS:X:Y`` (neuron), else explain the error."""
-    is_channels = len(tokens) >= 2 and all(_INT.fullmatch(p.strip()) for p in tokens[1].split("|"))
+    is_channels = len(tokens) >= 2 and all(_UNIT.fullmatch(p.strip()) for p in tokens[1].split("|"))
     if len(tokens) == 2 and is_channels:
         return "channel", tokens
     if len(tokens) == 4 and is_channels and all(_INT.fullmatch(t) for t in tokens[2:]):
@@ -419,8 +440,8 @@ def _shorthand(ctx: _Spec, tokens: list[str]) -> tuple[str, list[str]]:
         ctx.kind = "channel"
         raise ctx.fail(
             f"{first!r} is not an objective kind, so it is read as a layer and the channel must be an "
-            "integer or a list like 3|7|9",
-            next(p.strip() for p in tokens[1].split("|") if not _INT.fullmatch(p.strip())),
+            "integer, a list like 3|7|9 or a range like 0-63",
+            next(p.strip() for p in tokens[1].split("|") if not _UNIT.fullmatch(p.strip())),
         )
     ctx.kind = "neuron"
     if len(tokens) == 3:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,11 +11,11 @@ from pathlib import Path
 import torch
 
 from paramviz.backbones import Backbone, parse_backbone_options
-from paramviz.config import ConfigBase, check_seed
+from paramviz.config import SEED_RANGE, ConfigBase, check_seed
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, RenderInterrupted
-from paramviz.io import OutputDir, check_output_dir, image_grid, labeled_grid
-from paramviz.limits import check_image_side, check_lr, check_memory, estimate_render_bytes
+from paramviz.io import OutputDir, captioned_grid, check_output_dir, image_grid, labeled_grid
+from paramviz.limits import available_memory, check_image_side, check_lr, check_memory, estimate_render_bytes
 from paramviz.objectives import IMAGE_KEYS, Objective, parse_objectives, required_batch
 from paramviz.objectives.base import images_are_independent
 from paramviz.objectives.penalties import ALPHA_KEY
@@ -60,6 +61,8 @@ class VisualizeConfig(ConfigBase):
         thresholds: Steps at which a snapshot image is saved (the last step always is).
         metrics: Image metrics measured on the final images (``metrics.json``'s "metrics"); an RGBA image is
             measured on its RGB part.
+        unit_batch: With a whole-layer objective (``stage4:0-63``, ``stage4:*``): most units rendered at once
+            (``None``: as many as fit half the free memory). The images do not depend on it.
         export_size: Also write the final image(s) drawn at this ``(H, W)`` from the same parameters
             (``image_HxW.png``); only for a resolution-free parameterization (cppn).
 
@@ -84,6 +87,7 @@ class VisualizeConfig(ConfigBase):
     thresholds: tuple[int, ...] = ()
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     export_size: tuple[int, int] | None = None
+    unit_batch: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("size", "batch", "steps"):
@@ -92,6 +96,10 @@ class VisualizeConfig(ConfigBase):
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         check_seed(self.seed)
         parse_backbone_options(self.backbone_options)
+        if self.unit_batch is not None and (
+            isinstance(self.unit_batch, bool) or not isinstance(self.unit_batch, int) or self.unit_batch < 1
+        ):
+            raise ConfigError(f"unit_batch must be a positive integer (or left out), got {self.unit_batch!r}")
         if not isinstance(self.trust_checkpoint, bool):
             raise ConfigError(f"trust_checkpoint must be true or false, got {self.trust_checkpoint!r}")
         bad_steps = [t for t in self.thresholds if isinstance(t, bool) or not isinstance(t, int)]
@@ -285,6 +293,8 @@ def visualize(
         backbone: An already built backbone to use instead of ``config.backbone`` (e.g. a custom module).
         shared: Work shared with other runs (a sweep): the backbone is built once for all runs that use it.
     """
+    if whole_layer_spec(config) is not None:
+        return visualize_units(config, callbacks, backbone=backbone, shared=shared)
     return visualize_batch([config], callbacks, backbone=backbone, shared=shared)[0]
 
 
@@ -307,11 +317,6 @@ def visualize_batch(
     if not configs:
         raise ConfigError("visualize_batch needs at least one config")
     objective = build_objective(configs[0])
-    if ALPHA_KEY in objective.layers() and not configs[0].param.alpha:
-        raise ConfigError(
-            f"the objective {objective.name!r} reads the alpha channel, but param.alpha is off; add --alpha "
-            "(alpha = true in [param])"
-        )
     if len(configs) > 1:
         keys = {batch_key(c) for c in configs}
         if None in keys or len(keys) > 1:
@@ -320,7 +325,29 @@ def visualize_batch(
                 f"{', '.join(BATCHED_FIELDS)} and each render one image with Adam and an objective without "
                 "diversity or per-image targets; render them one by one"
             )
-    configs = [sized_batch(c, objective) for c in configs]
+    return _render_batch(configs, objective, callbacks, backbone, shared)
+
+
+def _render_batch(
+    configs: list[VisualizeConfig],
+    objective: Objective,
+    callbacks: Iterable[Callback],
+    backbone: Backbone | None,
+    shared: SharedWork | None,
+    own_objectives: list[Objective] | None = None,
+) -> list[VisualizeResult]:
+    """Render resolved ``configs`` as one batch under ``objective`` (its images in config order).
+
+    ``own_objectives`` are the runs' own objectives (whole layers: each unit's, while ``objective`` lists the
+    units per image); each result and its metrics use its own.
+    """
+    if ALPHA_KEY in objective.layers() and not configs[0].param.alpha:
+        raise ConfigError(
+            f"the objective {objective.name!r} reads the alpha channel, but param.alpha is off; add --alpha "
+            "(alpha = true in [param])"
+        )
+    owns = own_objectives or [objective] * len(configs)
+    configs = [sized_batch(c, own) for c, own in zip(configs, owns, strict=True)]
     first = configs[0]
     device = resolve_device(first.device)
     if backbone is None:
@@ -333,8 +360,8 @@ def visualize_batch(
     param = params[0] if len(params) == 1 else ParamBatch(params)
     seeds = first.seed if len(configs) == 1 else [c.seed for c in configs]
     contexts = [
-        metric_context("visualize", c.metrics, device=device, shared=shared, objective=objective, backbone=backbone)
-        for c in configs
+        metric_context("visualize", c.metrics, device=device, shared=shared, objective=own, backbone=backbone)
+        for c, own in zip(configs, owns, strict=True)
     ]
     try:
         result = render(
@@ -359,15 +386,207 @@ def visualize_batch(
         VisualizeResult(
             c,
             r,
-            objective,
+            own,
             backbone,
             str(device),
             measured=measure(r.image[:, :3], context, c.metrics),  # RGBA: the metrics read the RGB part
             batched_with=len(configs),
             exports=export_images(member, c.export_size),
         )
-        for c, r, context, member in zip(configs, renders, contexts, params, strict=True)
+        for c, r, context, member, own in zip(configs, renders, contexts, params, owns, strict=True)
     ]
+
+
+# --- whole layers: one image per unit ---------------------------------------------------------------------
+#: Memory share a whole-layer run may plan for (of the free RAM or GPU memory) when ``unit_batch`` is not set.
+UNIT_MEMORY_SHARE = 0.5
+
+
+def _unit_token(spec: str) -> int | None:
+    """Index of the ``:``-token of ``spec`` that lists units with a range (``0-63``) or ``*``, else ``None``."""
+    for i, token in enumerate(spec.split(":")):
+        parts = [p.strip() for p in token.split("|")]
+        if any(p == "*" or re.fullmatch(r"\d+\s*-\s*\d+", p) for p in parts):
+            return i
+    return None
+
+
+def whole_layer_spec(config: VisualizeConfig) -> int | None:
+    """Index of the objective spec that renders a whole layer (``LAYER:0-63`` or ``LAYER:*``), else ``None``.
+
+    Raises:
+        ConfigError: More than one such spec, or a batch other than 1 (each unit is its own image).
+    """
+    found = [i for i, spec in enumerate(config.objectives) if _unit_token(spec) is not None]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise ConfigError(
+            f"objectives {[config.objectives[i] for i in found]}: only one objective may list a whole layer "
+            "(a range such as stage4:0-63 or stage4:*); the other terms apply to every unit"
+        )
+    if config.batch != 1:
+        raise ConfigError(
+            f"a whole-layer objective renders one image per unit, so batch must be 1, got {config.batch}; "
+            "leave --batch out (--unit-batch sets how many units render at once)"
+        )
+    return found[0]
+
+
+def layer_channels(backbone: Backbone, layer: str, size: tuple[int, int]) -> int:
+    """The number of channels of ``layer`` at an input of ``size`` (from the backbone's meta-device probe)."""
+    info = backbone.probe(size) if hasattr(backbone, "probe") else None
+    path = backbone.resolve(layer)
+    shape = info[path].shape if info is not None and path in info else None
+    if not shape:
+        raise ConfigError(
+            f"cannot count the channels of layer {layer!r} of backbone {getattr(backbone, 'name', '?')!r} (it does "
+            "not run on the meta device); list them instead, e.g. LAYER:0-63"
+        )
+    if len(shape) == 3 and backbone.channels_last(layer):
+        return int(shape[-1])
+    return int(shape[-1] if len(shape) == 2 else shape[0])  # (N, C) tokens, (C, H, W) or (C,)
+
+
+def unit_specs(spec: str, backbone: Backbone, size: tuple[int, int]) -> list[str]:
+    """The specs of each unit of a whole-layer spec: ``stage4:0-2`` -> ``stage4:0``, ``stage4:1``, ``stage4:2``."""
+    tokens = spec.split(":")
+    index = _unit_token(spec)
+    if index is None:
+        return [spec]
+    if tokens[index].strip() == "*":
+        if index == 0:
+            raise ConfigError(f"objective spec {spec!r}: '*' must follow a layer, e.g. stage4:*")
+        layer = tokens[index - 1].split("*")[-1].strip()  # a weight prefix (0.5*stage4) is not the layer
+        tokens[index] = f"0-{layer_channels(backbone, layer, size) - 1}"
+    units = parse_objectives([":".join(tokens)])
+    channels = next((getattr(leaf, "index", None) for _, leaf in units.leaves()), None)
+    values = list(channels) if isinstance(channels, (list, tuple)) else None
+    if values is None:  # not a channel/neuron list: expand the token's parts directly
+        values = []
+        for part in tokens[index].split("|"):
+            low, dash, high = part.strip().partition("-")
+            values.extend(range(int(low), int(high) + 1) if dash else [int(part)])
+    return [":".join([*tokens[:index], str(v), *tokens[index + 1 :]]) for v in values]
+
+
+def unit_configs(config: VisualizeConfig, backbone: Backbone) -> tuple[list[str], list[VisualizeConfig]]:
+    """One single-image config per unit of the whole-layer spec (seed + i), with the other terms kept."""
+    which = whole_layer_spec(config)
+    if which is None:
+        raise ConfigError("no whole-layer objective (LAYER:0-63 or LAYER:*) in this config")
+    units = unit_specs(config.objectives[which], backbone, (config.size, config.size))
+    others = [s for i, s in enumerate(config.objectives) if i != which]
+    configs = []
+    for i, unit in enumerate(units):
+        objectives = tuple([*others[:which], unit, *others[which:]])
+        configs.append(config.replace(objectives=objectives, seed=(config.seed + i) % (SEED_RANGE[1] + 1)))
+    return units, configs
+
+
+def fitting_units(config: VisualizeConfig, backbone: Backbone, objective: Objective, count: int) -> int:
+    """How many units render at once: ``unit_batch``, else as many as fit :data:`UNIT_MEMORY_SHARE` of memory."""
+    if config.unit_batch is not None:
+        return min(count, config.unit_batch)
+    free = available_memory(resolve_device(config.device))
+    if free is None:
+        return min(count, 8)
+    layers = sorted(objective.layers() - IMAGE_KEYS)
+    fits = 1
+    while fits < count:
+        need = estimate_render_bytes([(backbone, layers)], fits * 2, config.size, config.size, optimizer="adam")
+        if need.total > UNIT_MEMORY_SHARE * free:
+            break
+        fits *= 2
+    return min(fits, count)
+
+
+@dataclass
+class UnitsResult:
+    """A whole-layer run: one :class:`VisualizeResult` per unit (rendered in batches, each on its own seed)."""
+
+    config: VisualizeConfig
+    units: list[str]
+    results: list[VisualizeResult]
+    unit_batch: int
+    seconds: float = 0.0
+
+    @property
+    def images(self) -> torch.Tensor:
+        """Every unit's final image, (N, C, H, W)."""
+        return torch.cat([r.images for r in self.results])
+
+    @property
+    def render(self) -> RenderResult:
+        """The units' render results combined: per-step mean loss over units, per-image histories."""
+        parts = [r.render for r in self.results]
+        steps = parts[0].steps
+        image_history = [tuple(v for p in parts for v in p.image_history[s]) for s in range(len(parts[0].history))]
+        common = set.intersection(*(set(p.term_history) for p in parts))
+        return RenderResult(
+            images={k: torch.cat([p.images[k] for p in parts]) for k in parts[0].images},
+            history=[sum(losses) / len(losses) for losses in image_history],
+            term_history={
+                n: [sum(v) / len(v) for v in zip(*(p.term_history[n] for p in parts), strict=True)] for n in common
+            },
+            seconds=sum({id(r.render): r.render.seconds for r in self.results}.values()),
+            steps=steps,
+            final_losses=tuple(v for p in parts for v in p.final_losses),
+            image_history=image_history,
+        )
+
+    def metrics(self) -> dict[str, object]:
+        """``metrics.json``: the common fields, the mean of every image metric over units, and each unit's own."""
+        per_unit = [r.metrics() for r in self.results]
+        names = [n for n in per_unit[0]["metrics"] if all(n in m["metrics"] for m in per_unit)]
+        first = per_unit[0]
+        return {
+            **run_metrics("visualize", self.render, device=first["device"], backbone=self.results[0].backbone),
+            "units": self.units,
+            "unit_batch": self.unit_batch,
+            "metrics": {n: sum(m["metrics"][n] for m in per_unit) / len(per_unit) for n in names},
+            "metrics_per_image": {n: [m["metrics"][n] for m in per_unit] for n in names},
+            "per_unit": [
+                {"unit": u, "seed": r.config.seed, "final_loss": m["final_loss"], "metrics": m["metrics"]}
+                for u, r, m in zip(self.units, self.results, per_unit, strict=True)
+            ],
+        }
+
+
+def visualize_units(
+    config: VisualizeConfig,
+    callbacks: Iterable[Callback] = (),
+    backbone: Backbone | None = None,
+    shared: SharedWork | None = None,
+) -> UnitsResult:
+    """Render a whole layer: one image per unit, ``unit_batch`` (or as many as fit the memory) at a time.
+
+    Each unit is a run of its own (its spec, ``seed + i``), rendered with :func:`visualize_batch`, so an image
+    is the same whatever the batches (up to float rounding) and the same as rendering that unit alone.
+    """
+    config = config.resolve()
+    if backbone is None:
+        backbone = build_network(config, shared)
+    units, configs = unit_configs(config, backbone)
+    which = whole_layer_spec(config)
+    own = [build_objective(c) for c in configs]
+    chunk = fitting_units(config, backbone, own[0], len(configs))
+    results: list[VisualizeResult] = []
+    seconds = 0.0
+    for start in range(0, len(configs), chunk):
+        part = configs[start : start + chunk]
+        # one objective for the chunk: the unit spec with one unit per image (LAYER:3|4|5), the other terms shared
+        specs = [c.objectives[which] for c in part]
+        tokens = [spec.split(":") for spec in specs]
+        index = next(i for i, t in enumerate(zip(*tokens, strict=True)) if len(set(t)) > 1) if len(part) > 1 else 0
+        listed = ":".join([*tokens[0][:index], "|".join(t[index] for t in tokens), *tokens[0][index + 1 :]])
+        objectives = list(part[0].objectives)
+        objectives[which] = listed
+        objective = parse_objectives(objectives)
+        batch = _render_batch(part, objective, callbacks, backbone, shared, own[start : start + chunk])
+        seconds += batch[0].render.seconds  # the batch's wall time (each arm's split carries it)
+        results += batch
+    return UnitsResult(config, units, results, chunk, seconds)
 
 
 def image_labels(objective: Objective, batch: int) -> list[str]:
@@ -397,8 +616,11 @@ def export_images(param: ImageParam, size: tuple[int, int] | None) -> dict[tuple
     return {tuple(size): param.render(size).detach().cpu()}
 
 
-def write_outputs(result: VisualizeResult, out: OutputDir) -> None:
+def write_outputs(result: VisualizeResult | UnitsResult, out: OutputDir) -> None:
     """Write image(s), snapshots, ``config.toml`` and ``metrics.json`` into an open :class:`OutputDir`."""
+    if isinstance(result, UnitsResult):
+        write_unit_outputs(result, out)
+        return
     images = result.images
     if images.shape[0] > 1:
         labels = image_labels(result.objective, images.shape[0])
@@ -415,6 +637,16 @@ def write_outputs(result: VisualizeResult, out: OutputDir) -> None:
         if exported.shape[0] > 1:
             for i, img in enumerate(exported):
                 out.save_image(f"image_{i}_{h}x{w}.png", img)
+    out.write_text("config.toml", result.config.to_toml())
+    out.write_json("metrics.json", result.metrics())
+
+
+def write_unit_outputs(result: UnitsResult, out: OutputDir) -> None:
+    """A whole-layer run: ``image.png`` (contact sheet captioned by unit), ``image_N.png`` per unit, config, metrics."""
+    images = result.images
+    captioned_grid(list(images), result.units).save(out.path("image.png"))
+    for i, image in enumerate(images):
+        out.save_image(f"image_{i}.png", image)
     out.write_text("config.toml", result.config.to_toml())
     out.write_json("metrics.json", result.metrics())
 

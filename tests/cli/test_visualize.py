@@ -143,3 +143,13 @@ def test_a_rerun_with_another_param_picks_its_learning_rate(tmp_path, tiny_regis
     assert (tmp_path / "d" / "image_24x24.png").exists()
     bad = invoke("visualize", *common, "--param", "cppn", "--export-size", "2x", "--out", str(tmp_path / "e"))
     assert bad.exit_code != 0 and "expected N or HxW" in bad.output
+
+
+def test_a_whole_layer_from_the_command_line(tmp_path, tiny_registered):
+    out = tmp_path / "layer"
+    common = ["-b", "tiny_sweep_net", "--size", "16", "--steps", "1", "-t", "none", "--device", "cpu", "--quiet"]
+    result = invoke("visualize", "-O", "stage1:*", "--unit-batch", "4", *common, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("image_*.png"))) == 8  # TinyNet's relu1 has 8 channels
+    bad = invoke("visualize", "-O", "stage1:3-1", *common, "--out", str(tmp_path / "bad"))
+    assert bad.exit_code == 2 and "runs backwards" in bad.output and "Traceback" not in bad.output

@@ -7,7 +7,7 @@ from PIL import Image
 
 import paramviz.tasks.base
 from paramviz.config import apply_overrides
-from paramviz.errors import ConfigError, OutputExistsError, RenderInterrupted, UnknownNameError
+from paramviz.errors import ConfigError, OutputExistsError, RenderInterrupted, SpecError, UnknownNameError
 from paramviz.io import load_image, read_manifest
 from paramviz.objectives import parse_objectives
 from paramviz.params import PARAMS, ParamSpec
@@ -336,3 +336,52 @@ def test_export_size_is_checked_before_any_work():
     for bad in [(0, 64), (64,), "64x64", (64.0, 64)]:
         with pytest.raises(ConfigError, match="export_size must be two positive whole numbers"):
             small(param=ParamSpec("cppn"), export_size=bad)
+
+
+# --- whole layers ------------------------------------------------------------------------------------------
+def test_a_whole_layer_renders_one_image_per_unit_whatever_the_batches(tmp_path, tiny_backbone, monkeypatch):
+    from paramviz.tasks.visualize import UnitsResult, unit_specs
+
+    monkeypatch.setattr(paramviz.tasks.base, "build_backbone", lambda *a, **k: tiny_backbone)
+    assert unit_specs("conv3:2-4", tiny_backbone, (24, 24)) == ["conv3:2", "conv3:3", "conv3:4"]
+    assert len(unit_specs("conv3:*", tiny_backbone, (24, 24))) == 16  # TinyNet's conv3 has 16 channels
+    assert unit_specs("0.5*conv3:*", tiny_backbone, (24, 24))[0] == "0.5*conv3:0"
+    config = small(objectives=("conv3:0-4", "0.01*tv"), steps=4, transforms="jitter:2")
+    in_twos = visualize(config.replace(unit_batch=2), backbone=tiny_backbone)
+    at_once = visualize(config.replace(unit_batch=5), backbone=tiny_backbone)
+    assert isinstance(in_twos, UnitsResult) and in_twos.unit_batch == 2 and at_once.unit_batch == 5
+    assert in_twos.images.shape == (5, 3, 24, 24)
+    torch.testing.assert_close(in_twos.images, at_once.images, atol=1e-5, rtol=1e-4)
+    alone = visualize(
+        small(objectives=("conv3:3", "0.01*tv"), steps=4, transforms="jitter:2", seed=3), backbone=tiny_backbone
+    )
+    torch.testing.assert_close(in_twos.images[3:4], alone.images, atol=1e-5, rtol=1e-4)  # unit 3 = seed + 3
+
+    out = tmp_path / "layer"
+    run_visualize(config.replace(unit_batch=2), out)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        ".paramviz.json",
+        "config.toml",
+        "image.png",
+        *[f"image_{i}.png" for i in range(5)],
+        "metrics.json",
+    ]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["units"] == [f"conv3:{c}" for c in range(5)] and len(metrics["per_unit"]) == 5
+    assert set(metrics["metrics"]) >= {"hf_energy", "transform_robustness"}
+    assert metrics["metrics"]["hf_energy"] == pytest.approx(sum(metrics["metrics_per_image"]["hf_energy"]) / 5)
+    with Image.open(out / "image.png") as sheet:
+        assert sheet.size[0] > 3 * 24 and sheet.size[1] > 2 * 24  # 3 x 2 cells with captions
+
+
+def test_whole_layer_specs_are_checked():
+    with pytest.raises(ConfigError, match="only one objective may list a whole layer"):
+        visualize(small(objectives=("conv3:0-3", "stage1:*")))
+    with pytest.raises(ConfigError, match="batch must be 1"):
+        visualize(small(objectives=("conv3:0-3",), batch=2))
+    with pytest.raises(SpecError, match="runs backwards"):
+        parse_objectives(["conv3:5-2"])
+    assert list(parse_objectives(["conv3:0-2|5"]).leaves()[0][1].index) == [0, 1, 2, 5]
+    with pytest.raises(ConfigError, match="unit_batch must be a positive integer"):
+        small(unit_batch=0)
