@@ -132,6 +132,7 @@ def time_bare(network, batch, side, steps, skip, device, precision) -> list[floa
 @click.option("--rounds", default=3, show_default=True, help="Render calls per arm, interleaved with the bare runs.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
+@click.option("--channels-last", is_flag=True, help="Backbone (and bare network) in channels_last memory format.")
 def main(
     backbone: str,
     weights: str | None,
@@ -146,6 +147,7 @@ def main(
     rounds: int,
     threads: int | None,
     precision: str,
+    channels_last: bool,
 ) -> None:
     """Print the median step time of render() for each arm and its ratio to the bare forward+backward."""
     if threads:
@@ -156,6 +158,9 @@ def main(
     bb = build_backbone(backbone, weights).to(dev)
     path = bb.resolve(layer)
     bare_network = truncated_network(bb.model, path).eval().to(dev)
+    if channels_last:
+        bb.to(memory_format=torch.channels_last)
+        bare_network.to(memory_format=torch.channels_last)
     with torch.no_grad():  # the cut must compute exactly the layer paramviz returns
         probe = torch.rand(1, 3, size, size, device=dev)
         if not torch.allclose(bare_network(bb.normalize(probe)), bb(probe, [layer])[layer], atol=1e-4):
@@ -179,8 +184,10 @@ def main(
         for side in sorted({size, *seen_size.values()}):
             times[f"bare@{side}"] += time_bare(bare_network, batch, side, steps + skip, skip, dev, precision)
     bare = statistics.median(times[f"bare@{size}"])
+    layout = " channels_last" if channels_last else ""
     print(
-        f"backbone={backbone} ({weights}) layer={layer} ({path}) size={size} batch={batch} device={dev} {precision} "
+        f"backbone={backbone} ({weights}) layer={layer} ({path}) size={size} batch={batch} device={dev} "
+        f"{precision}{layout} "
         f"steps={rounds}x{steps} threads={torch.get_num_threads()} torch={torch.__version__}"
     )
     print(f"{'arm':18s} {'net input':>9s} {'median ms':>10s} {'ratio':>7s} {'ratio@same input':>17s}")
