@@ -336,3 +336,10 @@ def test_export_size_is_checked_before_any_work():
     for bad in [(0, 64), (64,), "64x64", (64.0, 64)]:
         with pytest.raises(ConfigError, match="export_size must be two positive whole numbers"):
             small(param=ParamSpec("cppn"), export_size=bad)
+
+
+def test_size_height_by_width_renders_a_non_square_image(tiny_backbone):
+    result = visualize(small(size=(24, 40), objectives=("conv3:1|2",)), backbone=tiny_backbone)
+    assert result.images.shape == (2, 3, 24, 40)
+    # batch_key compares what is rendered: 24 and (24, 24) are the same square, (24, 40) is not
+    assert batch_key(small(size=24)) == batch_key(small(size=(24, 24))) != batch_key(small(size=(24, 40)))
