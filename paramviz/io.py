@@ -62,6 +62,23 @@ def load_image(path: str | Path, size: int | None = None) -> torch.Tensor:
     return pil_to_tensor(image)
 
 
+def resize_center_crop(image: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Resize (B, 3, h, w) to cover ``size`` (bilinear, antialiased, aspect kept), then center-crop to it.
+
+    Args:
+        image: Images in [0, 1].
+        size: ``(H, W)``, or ``N`` for an ``N x N`` square.
+    """
+    height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    h, w = image.shape[-2:]
+    scale = max(height / h, width / w)
+    new = (max(height, round(h * scale)), max(width, round(w * scale)))
+    if new != (h, w):
+        image = torch.nn.functional.interpolate(image, size=new, mode="bilinear", antialias=True, align_corners=False)
+    top, left = (new[0] - height) // 2, (new[1] - width) // 2
+    return image[..., top : top + height, left : left + width].clamp(0, 1)
+
+
 def _open(path: Path) -> Image.Image:
     if not path.exists():
         raise ImageError(f"image file {str(path)!r} does not exist")

@@ -68,6 +68,68 @@ def check_image_side(value: object, name: str = "size") -> int:
     return value
 
 
+ImageSize = int | tuple[int, int]
+"""An image size as configs hold it: ``N`` (one side; what it means is the task's) or ``(H, W)``."""
+
+_SIZE_FORMS = "N or HxW (height x width), e.g. 128 or 128x192"
+
+
+def parse_size(text: str, name: str = "--size") -> ImageSize:
+    """Parse ``"N"`` or ``"HxW"`` (height x width) into ``N`` or ``(H, W)``, each side checked.
+
+    Args:
+        text: The size as typed.
+        name: What it is, for messages (``""``: the value alone, as in click's ``Invalid value for '--size'``).
+
+    Raises:
+        ConfigError: Not of either form (the message names the value and the forms), or a side out of
+            1..:data:`MAX_IMAGE_SIDE` (:func:`check_image_side`).
+    """
+    what = f"{name} {text!r}" if name else repr(text)
+    parts = str(text).strip().lower().split("x")
+    if len(parts) not in (1, 2) or not all(p.strip().isdigit() for p in parts):
+        raise ConfigError(f"{what} is not a size; expected {_SIZE_FORMS}")
+    sides = [int(p) for p in parts]
+    if any(s < 1 for s in sides):
+        raise ConfigError(f"{what} has a side of 0 pixels; sides must be 1 or more ({_SIZE_FORMS})")
+    for side in sides:
+        check_image_side(side, f"{what}: side" if len(sides) == 2 else name or "size")
+    return sides[0] if len(sides) == 1 else (sides[0], sides[1])
+
+
+def check_image_size(value: object, name: str = "size", minimum: int = 1) -> ImageSize:
+    """Return ``value`` as ``N`` or ``(H, W)`` if each side is a whole number from ``minimum`` to the bound.
+
+    A 2-list (as TOML gives ``[H, W]``) becomes a tuple.
+
+    Raises:
+        ConfigError: Neither one whole number nor two, a side under ``minimum``, or over
+            :data:`MAX_IMAGE_SIDE` (with the reason).
+    """
+    sides = list(value) if isinstance(value, (list, tuple)) else [value]
+    if isinstance(value, (list, tuple)) and len(sides) != 2:
+        raise ConfigError(f"{name} must be {_SIZE_FORMS} (in TOML: 128 or [128, 192]), got {value!r}")
+    for side in sides:
+        if isinstance(side, bool) or not isinstance(side, int):
+            raise ConfigError(f"{name} must be {_SIZE_FORMS} (in TOML: 128 or [128, 192]), got {value!r}")
+        if side < minimum:
+            raise ConfigError(f"{name} must be at least {minimum} pixels per side, got {size_text(value)}")
+        check_image_side(side, name)
+    return sides[0] if len(sides) == 1 else (sides[0], sides[1])
+
+
+def size_hw(size: ImageSize) -> tuple[int, int]:
+    """``(H, W)`` of a size: ``N`` is the square ``(N, N)``."""
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def size_text(size: object) -> str:
+    """A size as typed on the command line: ``"128"`` or ``"128x192"`` (height x width)."""
+    if isinstance(size, (list, tuple)) and len(size) == 2:
+        return f"{size[0]}x{size[1]}"
+    return str(size)
+
+
 def check_lr(value: object, name: str = "lr") -> float:
     """Return ``value`` if it is a finite number in (0, :data:`MAX_LR`].
 

@@ -109,3 +109,25 @@ def test_seeds_outside_torchs_range_are_refused(seed):
         check_seed(seed)
     with pytest.raises(ConfigError, match="seed must be a whole number"):
         VisualizeConfig(objectives=("stage4:1",), seed=seed)
+
+
+@pytest.mark.parametrize("size", [128, (128, 192)])
+def test_task_sizes_round_trip_as_an_int_or_a_height_width_list(tmp_path, size):
+    from paramviz.tasks.robustness import RobustnessConfig
+    from paramviz.tasks.stylize import StyleConfig
+    from paramviz.tasks.visualize import VisualizeConfig
+
+    robustness = RobustnessConfig(backbones=("vgg19",), size=size)
+    for config in (VisualizeConfig(size=size), StyleConfig(size=size), robustness):
+        path = tmp_path / f"{type(config).__name__}.toml"
+        path.write_text(config.to_toml())
+        text = path.read_text()
+        assert ("size = 128\n" in text) if size == 128 else ("size = [\n    128,\n    192,\n]" in text)
+        back = type(config).from_toml(path)
+        assert back == config and back.size == size and type(back.size) is type(size)
+    written = tmp_path / "hand.toml"
+    written.write_text("size = [24, 40]\n")
+    assert VisualizeConfig.from_toml(written).size == (24, 40)
+    written.write_text("size = [24, 40, 1]\n")
+    with pytest.raises(ConfigError, match=r"size must be N or HxW .*got \(24, 40, 1\)"):
+        VisualizeConfig.from_toml(written)

@@ -17,6 +17,7 @@ from paramviz.io import (
     load_image,
     prepare_output_dir,
     read_manifest,
+    resize_center_crop,
     save_image,
     tensor_to_pil,
     write_manifest,
@@ -304,3 +305,12 @@ def test_decompression_bomb_images_raise_image_error_with_the_numbers(tmp_path, 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     with pytest.raises(ImageError, match=rf"'.*bomb.png' has {side * side:,} pixels, more than the 1,000"):
         load_image(path)
+
+
+def test_resize_center_crop_covers_a_height_by_width_box_and_keeps_the_center():
+    image = torch.zeros(1, 3, 40, 40)
+    image[..., 10:30, :] = 1.0  # a white band across the middle rows
+    out = resize_center_crop(image, (16, 32))  # scaled to 32 x 32, rows 8..24 kept: all inside the band
+    assert out.shape == (1, 3, 16, 32)
+    assert out[..., 2:-2, :].min() > 0.99
+    assert resize_center_crop(torch.rand(2, 3, 20, 28), 16).shape == (2, 3, 16, 16)

@@ -15,6 +15,7 @@ import click
 from click.core import ParameterSource
 
 from paramviz.config import ConfigBase
+from paramviz.limits import ImageSize, parse_size
 from paramviz.params import PARAMS, SQUASHES, ParamSpec
 from paramviz.render import OPTIMIZERS
 from paramviz.transforms import TRANSFORM_PRESETS
@@ -55,6 +56,36 @@ class OutDir(click.Path):
         if isinstance(value, str) and not value.strip():
             self.fail("is empty; give a directory path such as --out out/run (--out . is the current directory)")
         return super().convert(value, param, ctx)
+
+
+class ImageSizeType(click.ParamType):
+    """``N`` or ``HxW`` (height x width) -> ``N`` or ``(H, W)`` (:func:`~paramviz.limits.parse_size`).
+
+    A malformed value raises :class:`~paramviz.errors.ConfigError` naming the option, the value and the forms.
+    """
+
+    name = "N|HxW"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> ImageSize:
+        if isinstance(value, (int, tuple)) and not isinstance(value, bool):
+            return value  # a default from the config dataclass
+        # a ConfigError, not click's usage error: one line ``Error: --size '0x5' has ...`` with exit status 2
+        return parse_size(value, param.opts[0] if param is not None and param.opts else "size")
+
+
+IMAGE_SIZE = ImageSizeType()
+
+
+def size_option(default: ImageSize, help_text: str) -> Callable[[F], F]:
+    """``--size N|HxW``: an image size, ``N`` or height x width."""
+    return click.option(
+        "--size",
+        type=IMAGE_SIZE,
+        default=default,
+        show_default=True,
+        metavar="N|HxW",
+        help=help_text,
+    )
 
 
 def out_options(default_out: str) -> Callable[[F], F]:

@@ -10,7 +10,14 @@ from typing import Any
 import click
 
 from paramviz.cli.group import main
-from paramviz.cli.options import build_config, config_option, device_option, out_options, weights_options
+from paramviz.cli.options import (
+    build_config,
+    config_option,
+    device_option,
+    out_options,
+    size_option,
+    weights_options,
+)
 from paramviz.cli.progress import ProgressBar
 from paramviz.metrics.robustness import DEFAULT_EPS, NORMS
 from paramviz.tasks.robustness import RobustnessConfig, RobustnessProgress, format_table, run_robustness
@@ -85,9 +92,7 @@ class PGDProgressBar(ProgressBar):
     show_default=True,
     help="Start PGD from a uniform random point of the ball (else from the image plus a tiny offset).",
 )
-@click.option(
-    "--size", type=int, default=D.size, show_default=True, help="Images are resized and center-cropped to SIZE px."
-)
+@size_option(D.size, "Images are resized to cover N x N (or HxW: height x width) and centre-cropped to it.")
 @click.option(
     "--images",
     type=click.Path(file_okay=False, path_type=str),

@@ -16,6 +16,7 @@ from paramviz.cli.options import (
     device_option,
     out_options,
     param_options,
+    size_option,
     transforms_option,
     weights_options,
 )
@@ -176,13 +177,17 @@ def _blend_override(ctx: click.Context) -> dict[str, Any]:
 )
 @param_options(D.param)
 @transforms_option(D.transforms)
-@click.option("--size", type=int, default=D.size, show_default=True, help="Long side of the output in pixels.")
+@size_option(
+    D.size,
+    "Output size: N keeps the content's aspect with a long side of N pixels; HxW (height x width, e.g. 384x512) "
+    "gives exactly H x W, the content resized to cover it and centre-cropped.",
+)
 @click.option(
     "--style-scale",
     type=float,
     default=D.style_scale,
     show_default=True,
-    help="Style images are resized to size * style-scale on their long side.",
+    help="Style images are resized to style-scale times the output's long side, on their long side.",
 )
 @click.option("--init", type=click.Choice(INITS), default=D.init, show_default=True, help="Start image.")
 @click.option(

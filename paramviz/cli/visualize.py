@@ -8,6 +8,7 @@ import click
 
 from paramviz.cli.group import main
 from paramviz.cli.options import (
+    IMAGE_SIZE,
     PARAM_DEFAULT,
     PARAM_DESTS,
     build_config,
@@ -16,10 +17,12 @@ from paramviz.cli.options import (
     optimizer_option,
     out_options,
     param_options,
+    size_option,
     transforms_option,
     weights_options,
 )
 from paramviz.cli.progress import ProgressBar
+from paramviz.limits import ImageSize, size_hw
 from paramviz.objectives.spec import SPEC_HELP
 from paramviz.tasks.visualize import VisualizeConfig, run_visualize
 
@@ -46,15 +49,9 @@ DESTS = {
 }
 
 
-def _parse_size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
-    """``N`` or ``HxW`` -> ``(H, W)``."""
-    if value is None:
-        return None
-    parts = value.lower().split("x")
-    if len(parts) in (1, 2) and all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        h, w = int(parts[0]), int(parts[-1])
-        return h, w
-    raise click.BadParameter(f"{value!r} is not a size; expected N or HxW, e.g. 512 or 512x768")
+def _export_size(_ctx: click.Context, _param: click.Parameter, value: ImageSize | None) -> tuple[int, int] | None:
+    """``--export-size N|HxW`` -> ``(H, W)`` (``N``: a square)."""
+    return None if value is None else size_hw(value)
 
 
 @main.command("visualize", epilog="\b\n" + SPEC_HELP)
@@ -82,7 +79,7 @@ def _parse_size(_ctx: click.Context, _param: click.Parameter, value: str | None)
 )
 @param_options(D.param)
 @transforms_option(D.transforms)
-@click.option("--size", type=int, default=D.size, show_default=True, help="Image side in pixels.")
+@size_option(D.size, "Image size in pixels: N (an N x N square) or HxW (height x width), e.g. 128x192.")
 @click.option("--batch", type=int, default=D.batch, show_default=True, help="Images rendered at once.")
 @click.option("--steps", type=int, default=D.steps, show_default=True, help="Optimization steps.")
 @click.option("--lr", type=float, default=None, show_default=PARAM_DEFAULT, help="Learning rate.")
@@ -105,8 +102,9 @@ def _parse_size(_ctx: click.Context, _param: click.Parameter, value: str | None)
 )
 @click.option(
     "--export-size",
+    type=IMAGE_SIZE,
     default=None,
-    callback=_parse_size,
+    callback=_export_size,
     metavar="N|HxW",
     help="Also write the final image drawn at this size from the same parameters (image_HxW.png); "
     "resolution-free parameterizations only (cppn).",

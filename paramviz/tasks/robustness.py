@@ -24,14 +24,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from paramviz.backbones import Backbone
 from paramviz.config import ConfigBase, check_seed
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, ImageError
-from paramviz.io import SAMPLE_IMAGES, SAMPLE_PREFIX, OutputDir, check_output_dir, load_image
-from paramviz.limits import check_image_side, check_memory, estimate_render_bytes
+from paramviz.io import (
+    SAMPLE_IMAGES,
+    SAMPLE_PREFIX,
+    OutputDir,
+    check_output_dir,
+    load_image,
+    resize_center_crop,
+)
+from paramviz.limits import check_image_size, check_memory, estimate_render_bytes, size_text
 from paramviz.metrics.robustness import NORMS, LayerRobustness, PGDSettings, count_steps, layer_robustness
 from paramviz.tasks.base import TASKS, SharedWork, Task, seeded_backbone
 
@@ -75,7 +81,8 @@ class RobustnessConfig(ConfigBase):
         steps: PGD steps per image and layer.
         step_size: PGD step; ``None``: ``2.5 * eps / steps``.
         random_start: Start PGD from a uniform random point of the ball.
-        size: Images are resized (short side) and center-cropped to ``size`` x ``size`` pixels.
+        size: Images are resized to cover ``size`` x ``size`` pixels, or ``(H, W)`` (``--size HxW``; TOML
+            ``size = [H, W]``), and center-cropped to it.
         images: Folder of images (every PNG/JPEG/BMP/TIFF/WebP file in it); ``None``: scikit-image's photos
             (``paramviz.io.SAMPLE_IMAGES``).
         weights: Weights of backbones without ``@WEIGHTS``: ``pretrained``, ``random`` or a file path.
@@ -92,7 +99,7 @@ class RobustnessConfig(ConfigBase):
     steps: int = 20
     step_size: float | None = None
     random_start: bool = False
-    size: int = 224
+    size: int | tuple[int, int] = 224
     images: str | None = None
     weights: str = "pretrained"
     trust_checkpoint: bool = False
@@ -106,13 +113,11 @@ class RobustnessConfig(ConfigBase):
         check_seed(self.seed)
         for spec in self.backbones:
             parse_backbone(spec, self.weights)
-        for name in ("steps", "size", "batch_size"):
+        object.__setattr__(self, "size", check_image_size(self.size, minimum=16))
+        for name in ("steps", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if self.size < 16:
-            raise ConfigError(f"size must be at least 16 pixels, got {self.size}")
-        check_image_side(self.size)
         if self.norm not in NORMS:
             raise ConfigError(f"norm must be one of {', '.join(map(repr, NORMS))}, got {self.norm!r}")
         self.pgd_settings()
@@ -200,19 +205,8 @@ def image_sources(images: str | Path | None) -> list[str]:
     return files
 
 
-def resize_center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize (1, 3, H, W) so the short side is ``size`` (bilinear, antialiased), then center-crop to square."""
-    h, w = image.shape[-2:]
-    scale = size / min(h, w)
-    new = (max(size, round(h * scale)), max(size, round(w * scale)))
-    if new != (h, w):
-        image = F.interpolate(image, size=new, mode="bilinear", antialias=True, align_corners=False)
-    top, left = (new[0] - size) // 2, (new[1] - size) // 2
-    return image[..., top : top + size, left : left + size].clamp(0, 1)
-
-
-def load_image_set(sources: Sequence[str], size: int) -> torch.Tensor:
-    """Load, resize and center-crop images to one (N, 3, size, size) batch in [0, 1]."""
+def load_image_set(sources: Sequence[str], size: int | tuple[int, int]) -> torch.Tensor:
+    """Load, resize and center-crop images to one (N, 3, H, W) batch in [0, 1] (``N``: ``N x N``)."""
     return torch.cat([resize_center_crop(load_image(src), size) for src in sources])
 
 
@@ -261,11 +255,12 @@ class RobustnessResult:
     def rows(self) -> list[dict[str, Any]]:
         """One flat row per (backbone, layer) with the values and every setting (the CSV table)."""
         images = self.config.images if self.config.images is not None else "scikit-image photos"
+        size = self.config.size if isinstance(self.config.size, int) else size_text(self.config.size)  # "HxW"
         out = []
         for label, layers in self.results.items():
             for res in layers:
                 row = {"backbone": label, "weights": self.weights[label], **res.to_dict()}
-                row.update(size=self.config.size, images=images, seed=self.config.seed, seconds=self.seconds[label])
+                row.update(size=size, images=images, seed=self.config.seed, seconds=self.seconds[label])
                 out.append({key: row[key] for key in COLUMNS})
         return out
 
@@ -401,7 +396,7 @@ def format_table(result: RobustnessResult) -> str:
     head = (
         f"R(f): PGD {s.norm.upper()} eps={s.radius:.4g}, {s.steps} steps of {s.step:.4g}, "
         f"random start {'on' if s.random_start else 'off'}, {len(result.images)} images at "
-        f"{result.config.size} px, seed {result.config.seed}"
+        f"{size_text(result.config.size)} px, seed {result.config.seed}"
     )
     rows = [("backbone", "layer", "R", "std", "min", "max", "E max||df||", "E||f1-f2||")]
     for row in result.rows():
@@ -458,7 +453,7 @@ def plot_robustness(result: RobustnessResult, path: str | Path) -> Path:
     s = result.settings
     ax.set_title(
         f"Layer robustness: PGD {s.norm.upper()} ε={s.radius:.4g}, {s.steps} steps, "
-        f"{len(result.images)} images at {result.config.size} px",
+        f"{len(result.images)} images at {size_text(result.config.size)} px",
         fontsize=9,
     )
     ax.grid(True, alpha=0.3)

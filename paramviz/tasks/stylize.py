@@ -11,8 +11,9 @@ How a run is assembled (:func:`stylize`):
 1. :meth:`StyleConfig.resolve` fills the fields left at ``None`` from the layer preset (backbone, layers,
    loss settings, weights) and the optimizer preset (optimizer, lr); the resolved config is what
    ``config.toml`` records.
-2. The content image is loaded with its long side = ``size`` (the output has its size); each style image
-   with long side ``round(size * style_scale)``.
+2. The content image is loaded with its long side = ``size`` (the output has its size), or, with
+   ``size = (H, W)``, resized to cover ``H x W`` and centre-cropped to it; each style image with long side
+   ``round(style_scale * `` the output's long side ``)``.
 3. With ``original_colors="luminance"`` both are replaced by their luminance, the network sees the output's
    luminance only, and the style terms are scaled so that the content image's style loss is the same as in
    colour (:mod:`paramviz.tasks.colors`).
@@ -49,8 +50,8 @@ from paramviz.backbones.composite import CompositeBackbone
 from paramviz.config import SEED_RANGE, ConfigBase, check_seed
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, RenderInterrupted, SpecError, UnknownNameError, WeightsError
-from paramviz.io import OutputDir, check_output_dir, load_image
-from paramviz.limits import check_image_side, check_lr, check_memory, estimate_render_bytes
+from paramviz.io import OutputDir, check_output_dir, load_image, resize_center_crop
+from paramviz.limits import check_image_size, check_lr, check_memory, estimate_render_bytes, size_hw
 from paramviz.objectives.base import Objective
 from paramviz.objectives.penalties import INPUT_KEY, TotalVariation
 from paramviz.objectives.style import (
@@ -142,8 +143,11 @@ class StyleConfig(ConfigBase):
         tv_weight: Total-variation weight (mean absolute difference of neighbouring pixels).
         param: The image parameterization.
         transforms: Transform preset name or spec string.
-        size: Long side of the output (and content) image in pixels.
-        style_scale: Style images are resized to ``size * style_scale`` on their long side.
+        size: ``N``: the long side of the output (and content) image in pixels, the content's aspect kept.
+            ``(H, W)`` (``--size HxW``; TOML ``size = [H, W]``): the output is exactly ``H x W``, the content
+            resized to cover it and centre-cropped.
+        style_scale: Style images are resized to ``style_scale`` times the output's long side, on their long
+            side.
         init: ``"content"``, ``"noise"`` or ``"gray"``. A parameterization without an inverse (``cppn``) only
             takes ``"gray"``, meaning its own (near-grey) initialization; ``maco`` starts from the image's phase.
         original_colors: ``"off"``, ``"luminance"`` (luminance-only transfer) or ``"post"`` (recolour after).
@@ -185,7 +189,7 @@ class StyleConfig(ConfigBase):
     tv_weight: float = 0.0
     param: ParamSpec = field(default_factory=ParamSpec)
     transforms: str = "none"
-    size: int = 512
+    size: int | tuple[int, int] = 512
     style_scale: float = 1.0
     init: str = "content"
     original_colors: str = "off"
@@ -198,13 +202,9 @@ class StyleConfig(ConfigBase):
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def __post_init__(self) -> None:
-        for name in ("size", "steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if self.size < 16:
-            raise ConfigError(f"size must be at least 16 pixels, got {self.size}")
-        check_image_side(self.size)
+        object.__setattr__(self, "size", check_image_size(self.size, minimum=16))
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ConfigError(f"steps must be a positive integer, got {self.steps!r}")
         check_seed(self.seed)
         STYLE_PRESETS.get(self.preset)
         if self.optimizer is not None:
@@ -518,7 +518,9 @@ def _normalized(layers: Sequence[str], weights: Sequence[float], total: float) -
 
 
 def load_inputs(config: StyleConfig) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Load the content image (long side ``size``) and style images (long side ``size * style_scale``).
+    """Load the content image (long side ``size``, or covering and cropped to ``(H, W)``) and the style images.
+
+    Style images get a long side of ``style_scale`` times the output's long side.
 
     Raises:
         ConfigError: No content or no style image given.
@@ -528,8 +530,11 @@ def load_inputs(config: StyleConfig) -> tuple[torch.Tensor, list[torch.Tensor]]:
         raise ConfigError("no content image given; pass CONTENT (a file path or sample:NAME such as sample:chelsea)")
     if not config.styles:
         raise ConfigError("no style image given; pass at least one STYLE image after the content image")
-    content = load_image(config.content, config.size)
-    style_size = max(16, round(config.size * config.style_scale))
+    if isinstance(config.size, int):
+        content = load_image(config.content, config.size)
+    else:
+        content = resize_center_crop(load_image(config.content), config.size)
+    style_size = max(16, round(max(size_hw(config.size)) * config.style_scale))
     styles = [load_image(path, style_size) for path in config.styles]
     return content, styles
 

@@ -15,7 +15,15 @@ from paramviz.config import SEED_RANGE, ConfigBase, check_seed
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, RenderInterrupted
 from paramviz.io import OutputDir, captioned_grid, check_output_dir, image_grid, labeled_grid
-from paramviz.limits import available_memory, check_image_side, check_lr, check_memory, estimate_render_bytes
+from paramviz.limits import (
+    available_memory,
+    check_image_size,
+    check_lr,
+    check_memory,
+    estimate_render_bytes,
+    size_hw,
+    size_text,
+)
 from paramviz.objectives import IMAGE_KEYS, Objective, parse_objectives, required_batch
 from paramviz.objectives.base import images_are_independent
 from paramviz.objectives.penalties import ALPHA_KEY
@@ -49,7 +57,8 @@ class VisualizeConfig(ConfigBase):
         objectives: Objective spec strings, summed (see ``paramviz visualize --help``).
         param: The image parameterization.
         transforms: Transform preset name or spec string.
-        size: Image side in pixels (square).
+        size: Image size in pixels: ``N`` for an ``N x N`` square or ``(H, W)`` (``--size HxW``; TOML
+            ``size = [H, W]``).
         batch: Images rendered at once.
         steps: Optimization steps.
         lr: Learning rate; ``None``: the parameterization's ``default_lr`` (Lucid's 0.05 for pixel, fourier
@@ -77,7 +86,7 @@ class VisualizeConfig(ConfigBase):
     objectives: tuple[str, ...] = ()
     param: ParamSpec = field(default_factory=ParamSpec)
     transforms: str = "lucid"
-    size: int = 128
+    size: int | tuple[int, int] = 128
     batch: int = 1
     steps: int = 512
     lr: float | None = None
@@ -90,7 +99,8 @@ class VisualizeConfig(ConfigBase):
     unit_batch: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("size", "batch", "steps"):
+        object.__setattr__(self, "size", check_image_size(self.size, minimum=16))
+        for name in ("batch", "steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -105,9 +115,6 @@ class VisualizeConfig(ConfigBase):
         bad_steps = [t for t in self.thresholds if isinstance(t, bool) or not isinstance(t, int)]
         if bad_steps:
             raise ConfigError(f"thresholds must be whole step numbers, got {bad_steps}")
-        if self.size < 16:
-            raise ConfigError(f"size must be at least 16 pixels, got {self.size}")
-        check_image_side(self.size)
         if self.lr is not None:
             check_lr(self.lr)
         if self.optimizer is not None:
@@ -126,7 +133,7 @@ class VisualizeConfig(ConfigBase):
             if not self.param.param_class.resolution_free:
                 raise ConfigError(
                     f"export_size needs a resolution-free parameterization (cppn); {self.param.name!r} is tied to "
-                    f"its {self.size}x{self.size} pixel grid (render it at that size with --size instead)"
+                    f"its {size_text(size_hw(self.size))} pixel grid (render it at that size with --size instead)"
                 )
 
     def resolve(self) -> VisualizeConfig:
@@ -274,6 +281,7 @@ def batch_key(config: VisualizeConfig) -> str | None:
     data = config.to_dict()
     data["alpha"] = data.pop("param").get("alpha", False)
     data.pop("metrics", None)  # measured per run after the render
+    data["size"] = list(size_hw(config.size))  # 32 and [32, 32] render the same image
     if backbone_seed(config.weights, config.seed) is None:
         data.pop("seed")
     return json.dumps(data, sort_keys=True)
@@ -353,9 +361,8 @@ def _render_batch(
     if backbone is None:
         backbone = build_network(first, shared)
     layers = sorted(objective.layers() - IMAGE_KEYS)
-    batch, side = sum(c.batch for c in configs), first.size
-    check_memory(estimate_render_bytes([(backbone, layers)], batch, side, side, optimizer=first.optimizer), device)
-    size = (first.size, first.size)
+    batch, size = sum(c.batch for c in configs), size_hw(first.size)
+    check_memory(estimate_render_bytes([(backbone, layers)], batch, *size, optimizer=first.optimizer), device)
     params = [build_param(c.param, size, batch=c.batch, seed=c.seed) for c in configs]
     param = params[0] if len(params) == 1 else ParamBatch(params)
     seeds = first.seed if len(configs) == 1 else [c.seed for c in configs]
@@ -475,7 +482,7 @@ def unit_configs(config: VisualizeConfig, backbone: Backbone) -> tuple[list[str]
     which = whole_layer_spec(config)
     if which is None:
         raise ConfigError("no whole-layer objective (LAYER:0-63 or LAYER:*) in this config")
-    units = unit_specs(config.objectives[which], backbone, (config.size, config.size))
+    units = unit_specs(config.objectives[which], backbone, size_hw(config.size))
     others = [s for i, s in enumerate(config.objectives) if i != which]
     configs = []
     for i, unit in enumerate(units):
@@ -494,7 +501,7 @@ def fitting_units(config: VisualizeConfig, backbone: Backbone, objective: Object
     layers = sorted(objective.layers() - IMAGE_KEYS)
     fits = 1
     while fits < count:
-        need = estimate_render_bytes([(backbone, layers)], fits * 2, config.size, config.size, optimizer="adam")
+        need = estimate_render_bytes([(backbone, layers)], fits * 2, *size_hw(config.size), optimizer="adam")
         if need.total > UNIT_MEMORY_SHARE * free:
             break
         fits *= 2

@@ -121,3 +121,19 @@ def test_user_errors_are_one_line_messages(tmp_path, images, fake_registry):
     assert huge_eps.exit_code == 2 and "'1e400' is not a finite number" in huge_eps.output
     no_layers = invoke("robustness", "tiny", "--size", "16", "--images", images, "--out", str(tmp_path / "y"))
     assert no_layers.exit_code == 2 and "no layers given for backbone 'tiny'" in no_layers.output
+
+
+def test_size_height_by_width_crops_the_images_to_it(tmp_path, images, fake_registry, monkeypatch):
+    import paramviz.tasks.robustness as task
+
+    shapes = []
+    load = task.load_image_set
+    monkeypatch.setattr(task, "load_image_set", lambda *a: shapes.append(load(*a).shape) or load(*a))
+    args = ["robustness", "tiny", "--layers", "conv2", "--steps", "1", "--images", images, "--device", "cpu", "-q"]
+    result = invoke(*args, "--size", "24x40", "--out", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.output
+    assert shapes == [(3, 3, 24, 40)]  # the three 18 x 22 images, resized to cover 24 x 40 and cropped
+    assert read_rows(tmp_path / "r" / "robustness.csv")[0]["size"] == "24x40"
+    assert RobustnessConfig.from_toml(tmp_path / "r" / "config.toml").size == (24, 40)
+    bad = CliRunner().invoke(main, [*args, "--size", "0x5", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and bad.stderr.count("\n") == 1 and "--size '0x5' has a side of 0" in bad.stderr

@@ -176,3 +176,16 @@ def test_decompression_bomb_and_missing_content_weights_are_one_line_errors(tmp_
     (line,) = split.stderr.strip().splitlines()
     assert "resnet50-" in line and "--content-backbone-weights random" in line and "`--weights" not in line
     assert not (tmp_path / "split").exists()
+
+
+def test_size_height_by_width_writes_exactly_that_shape(tmp_path, tiny):
+    from PIL import Image
+
+    args = ["style", "sample:chelsea", STARRY, *TINY, "--param", "pixel", "--steps", "2", "--device", "cpu", "-q"]
+    result = invoke(*args, "--size", "24x40", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "run" / "image.png") as image:
+        assert image.size == (40, 24)  # PIL: (width, height)
+    assert StyleConfig.from_toml(tmp_path / "run" / "config.toml").size == (24, 40)
+    bad = CliRunner().invoke(main, [*args, "--size", "24x", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and bad.stderr.count("\n") == 1 and "--size '24x' is not a size" in bad.stderr

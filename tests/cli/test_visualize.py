@@ -153,3 +153,31 @@ def test_a_whole_layer_from_the_command_line(tmp_path, tiny_registered):
     assert len(list(out.glob("image_*.png"))) == 8  # TinyNet's relu1 has 8 channels
     bad = invoke("visualize", "-O", "stage1:3-1", *common, "--out", str(tmp_path / "bad"))
     assert bad.exit_code == 2 and "runs backwards" in bad.output and "Traceback" not in bad.output
+
+
+def test_size_height_by_width_writes_a_non_square_image(tmp_path, tiny_registered):
+    from PIL import Image
+
+    args = ["-b", "tiny_sweep_net", "-O", "conv3:1", "--param", "pixel", "--steps", "2", "-t", "none"]
+    result = invoke("visualize", *args, "--size", "24x40", "--device", "cpu", "--quiet", "--out", str(tmp_path / "a"))
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "a" / "image.png") as image:
+        assert image.size == (40, 24)  # PIL: (width, height)
+    assert VisualizeConfig.from_toml(tmp_path / "a" / "config.toml").size == (24, 40)
+
+
+@pytest.mark.parametrize(
+    "size,needle",
+    [
+        ("0x5", "--size '0x5' has a side of 0 pixels"),
+        ("abc", "--size 'abc' is not a size; expected N or HxW"),
+        ("100000x2", "--size '100000x2': side 100000 is larger than 4096 pixels per side"),
+        ("8x40", "size must be at least 16 pixels per side, got 8x40"),
+    ],
+)
+def test_malformed_sizes_are_one_line_errors(tmp_path, size, needle):
+    result = CliRunner().invoke(main, ["visualize", "-O", "stage3:1", "--size", size, "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and needle in lines[0], result.stderr
+    assert not (tmp_path / "x").exists()

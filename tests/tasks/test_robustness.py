@@ -202,3 +202,11 @@ def test_run_writes_table_json_plot_and_config(tmp_path, tiny_backbone):
     assert RobustnessConfig.from_toml(out / "config.toml") == config
     with pytest.raises(OutputExistsError):
         run_robustness(config, out, backbones={"tiny": tiny_backbone, "tiny@copy": tiny_backbone})
+
+
+def test_size_height_by_width_crops_every_image_to_that_shape(tmp_path, tiny_backbone):
+    config = small(tmp_path, size=(16, 24), layers=("conv3",))
+    assert load_image_set(image_sources(config.images), config.size).shape == (3, 3, 16, 24)
+    result = compute_robustness(config, backbones={"tiny": tiny_backbone})
+    assert [r["size"] for r in result.rows()] == ["16x24"]
+    assert "16x24 px" in format_table(result)

@@ -32,7 +32,7 @@ from paramviz.tasks.colors import (
     yiq_to_rgb,
 )
 from paramviz.tasks.style_presets import OPTIMIZER_PRESETS, STYLE_PRESETS, describe_presets
-from paramviz.tasks.stylize import StyleConfig, initial_image, parse_layer_weights, run_style, stylize
+from paramviz.tasks.stylize import StyleConfig, initial_image, load_inputs, parse_layer_weights, run_style, stylize
 
 IMAGES = Path(__file__).resolve().parents[2] / "examples" / "images"
 STARRY = str(IMAGES / "starry_night.jpg")
@@ -566,3 +566,12 @@ def test_content_targets_are_computed_once_when_the_transforms_are_deterministic
     assert replay.target_passes == passes
     expected = tiny_backbone(transforms(content, draw=transforms.last_draw), ["conv3"])["conv3"]
     torch.testing.assert_close(targets[-1], expected)  # the cached target is the right one
+
+
+def test_size_height_by_width_crops_the_content_to_exactly_that_shape(tiny_backbone):
+    config = small(size=(24, 40), style_scale=0.5, steps=2)
+    content, styles = load_inputs(config)
+    assert content.shape == (1, 3, 24, 40)  # chelsea (300 x 451) covers 24 x 40 at 27 x 40, cropped to 24
+    assert max(styles[0].shape[-2:]) == 20  # style_scale of the output's long side
+    assert stylize(config, backbone=tiny_backbone).image.shape == (1, 3, 24, 40)
+    assert stylize(small(size=40, steps=2), backbone=tiny_backbone).image.shape == (1, 3, 27, 40)  # aspect kept

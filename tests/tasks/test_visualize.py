@@ -385,3 +385,10 @@ def test_whole_layer_specs_are_checked():
     assert list(parse_objectives(["conv3:0-2|5"]).leaves()[0][1].index) == [0, 1, 2, 5]
     with pytest.raises(ConfigError, match="unit_batch must be a positive integer"):
         small(unit_batch=0)
+
+
+def test_size_height_by_width_renders_a_non_square_image(tiny_backbone):
+    result = visualize(small(size=(24, 40), objectives=("conv3:1|2",)), backbone=tiny_backbone)
+    assert result.images.shape == (2, 3, 24, 40)
+    # batch_key compares what is rendered: 24 and (24, 24) are the same square, (24, 40) is not
+    assert batch_key(small(size=24)) == batch_key(small(size=(24, 24))) != batch_key(small(size=(24, 40)))
