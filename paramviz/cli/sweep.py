@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 from tqdm.auto import tqdm
 
-from paramviz.cli.group import main
+from paramviz.cli.group import EXIT_INTERRUPTED, main
 from paramviz.cli.progress import LossReader
 from paramviz.errors import ConfigError
 from paramviz.render import StepRecord
 from paramviz.sweep.ray_runner import RayOptions
-from paramviz.sweep.runner import DEFAULT_MAX_BATCH, RUNNERS, SweepEvent, run_sweep
+from paramviz.sweep.runner import ARMS_FILE, DEFAULT_MAX_BATCH, RUNNERS, SweepEvent, run_sweep
 from paramviz.sweep.spec import describe_arms, expand, load_sweep, parse_assignment
 
 SWEEP_FILE_TYPE = click.Path(dir_okay=False, path_type=Path)
@@ -201,6 +202,10 @@ def run_command(
             runner=runner,
             runner_options=options,
         )
+    except KeyboardInterrupt:
+        progress.close()
+        click.echo(f"interrupted: {interrupted_summary(out)}; run the same command again to finish", err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     finally:
         progress.close()
     done, failed = summary.count("done"), summary.count("failed")
@@ -212,6 +217,16 @@ def run_command(
         for state in summary.states:
             if state.status == "failed":
                 click.echo(f"  failed {state.arm.id} ({state.arm.label()}): {state.error}", err=True)
+
+
+def interrupted_summary(out: Path) -> str:
+    """What an interrupted sweep left in ``out``: arms done and kept, from its ``arms.json``."""
+    try:
+        counts = json.loads((Path(out) / ARMS_FILE).read_text(encoding="utf-8"))["counts"]
+        total = sum(counts.values())
+        return f"{counts['done']} of {total} arms done and kept in {out}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"no arm finished in {out}"
 
 
 @sweep_group.command("report")

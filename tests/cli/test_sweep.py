@@ -85,3 +85,25 @@ def test_run_with_set_changes_the_base(basic_sweep, tmp_path):
     assert json.loads((out / "arms" / arm / "metrics.json").read_text())["steps"] == 1
     bad = CliRunner().invoke(main, ["sweep", "run", str(basic_sweep), "--out", str(tmp_path / "o2"), "--set", "steps"])
     assert bad.exit_code == 2 and "expected KEY=VALUE" in bad.output and "Traceback" not in bad.output
+
+
+def test_ctrl_c_says_what_was_kept_and_exits_130(basic_sweep, tmp_path, monkeypatch):
+    import paramviz.cli.sweep as cli_sweep
+
+    calls = []
+
+    def interrupted(spec, out, **kwargs):
+        from paramviz.sweep.runner import run_sweep
+
+        def stop(record):
+            calls.append(record.step)
+            if len(calls) == 4 * 2 + 1:  # two arms of 4 steps done, then Ctrl-C
+                raise KeyboardInterrupt
+
+        return run_sweep(spec, out, **{**kwargs, "max_batch": 1, "step_callbacks": [stop]})
+
+    monkeypatch.setattr(cli_sweep, "run_sweep", interrupted)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["sweep", "run", str(basic_sweep), "--out", str(out), "-q"])
+    assert result.exit_code == 130 and "Traceback" not in result.output
+    assert f"interrupted: 2 of 4 arms done and kept in {out}; run the same command again" in result.output
