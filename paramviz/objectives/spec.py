@@ -383,6 +383,49 @@ def parse_objective(spec: str) -> Objective:
     return objective if weight == 1.0 else weight * objective
 
 
+#: Spec kinds that read an image file, with how many ``:`` tokens (the layer) come between the kind and the image.
+IMAGE_SPEC_KINDS = {"input_diff": 0, "inversion": 1, "caricature": 1}
+
+
+def _image_span(spec: str) -> tuple[str, list[str], str, str] | None:
+    """``(head, image tokens, tail, kind)`` of a spec that names an image, else ``None`` (see :func:`spec_image`)."""
+    text = spec.strip()
+    head = ""
+    if text[:1] in "+-":  # a sign before the weight or the kind
+        head, text = text[0], text[1:].lstrip()
+    if "*" in text:  # the weight prefix W*
+        weight, _, text = text.partition("*")
+        head += weight + "*"
+    tail = ""
+    if "@" in text:
+        text, _, index = text.rpartition("@")
+        tail = "@" + index
+    tokens = text.split(":")
+    kind = tokens[0].strip()
+    if kind not in IMAGE_SPEC_KINDS or len(tokens) < 2 + IMAGE_SPEC_KINDS[kind]:
+        return None
+    skip = 1 + IMAGE_SPEC_KINDS[kind]
+    image = tokens[skip:]
+    if kind == "caricature" and len(image) > 1 and re.fullmatch(r"[-+]?\d+(\.\d*)?([eE][-+]?\d+)?", image[-1].strip()):
+        tail = ":" + image.pop() + tail  # caricature's power
+    return head + ":".join(tokens[:skip]) + ":", image, tail, kind
+
+
+def spec_image(spec: str) -> str | None:
+    """The image a spec reads (``input_diff:IMAGE``, ``inversion:LAYER:IMAGE``, ``caricature:LAYER:IMAGE[:P]``)."""
+    span = _image_span(spec)
+    return ":".join(span[1]).strip() if span is not None else None
+
+
+def map_spec_image(spec: str, fn: Callable[[str], str]) -> str:
+    """``spec`` with its image replaced by ``fn(image)`` (e.g. a path made absolute); other specs unchanged."""
+    span = _image_span(spec)
+    if span is None:
+        return spec
+    head, image, tail, _ = span
+    return head + fn(":".join(image).strip()) + tail
+
+
 def parse_objectives(specs: Sequence[str] | str) -> Objective:
     """Parse several spec strings and return their sum (one flat :class:`WeightedSum` or a single leaf).
 

@@ -43,6 +43,7 @@ import torch
 from paramviz.config import ConfigBase
 from paramviz.errors import ConfigError
 from paramviz.io import OutputDir
+from paramviz.objectives.spec import map_spec_image, spec_image
 from paramviz.render import Callback
 from paramviz.sweep.runner import (
     ArmFailed,
@@ -194,6 +195,11 @@ def input_paths(task: Task, configs: Sequence[ConfigBase]) -> list[str]:
             for item in value if isinstance(value, (list, tuple)) else (value,):
                 if is_path_value(task, item) and Path(item).is_file():
                     found.setdefault(str(item), None)
+        for name in task.spec_path_fields:  # images named inside objective specs
+            for spec in getattr(config, name, None) or ():
+                image = spec_image(spec) if isinstance(spec, str) else None
+                if image is not None and is_path_value(task, image) and Path(image).is_file():
+                    found.setdefault(image, None)
     return list(found)
 
 
@@ -293,6 +299,14 @@ def localize(
                 changes[name] = mapped
         elif isinstance(value, str) and value in located:
             changes[name] = located[value]
+    for name in task.spec_path_fields:
+        value = getattr(config, name, None)
+        if isinstance(value, (list, tuple)):
+            mapped = type(value)(
+                map_spec_image(v, lambda p: located.get(p, p)) if isinstance(v, str) else v for v in value
+            )
+            if mapped != value:
+                changes[name] = mapped
     if cpu_only and getattr(config, "device", None) in ("auto", "", None) and hasattr(config, "device"):
         changes["device"] = "cpu"
     originals = {name: getattr(config, name) for name in changes}

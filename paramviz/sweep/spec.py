@@ -32,6 +32,7 @@ from typing import Any
 from paramviz.config import ConfigBase, tomllib
 from paramviz.errors import ConfigError, ParamvizError, close_matches
 from paramviz.io import SAMPLE_PREFIX
+from paramviz.objectives.spec import map_spec_image
 from paramviz.tasks import TASKS, Task
 
 #: Top-level keys of a sweep file.
@@ -332,6 +333,12 @@ def arm_id(task: str, config: ConfigBase) -> str:
 def _resolve_paths(task: Task, values: Mapping[str, Any], folder: Path) -> dict[str, Any]:
     """``values`` with relative file paths in the task's path fields made absolute against ``folder``."""
     out = dict(values)
+    for key in task.spec_path_fields:  # images named inside objective specs (input_diff:IMAGE, ...)
+        if key in out and isinstance(out[key], (list, tuple)):
+            out[key] = [
+                map_spec_image(s, lambda p: _resolve_one(task, p, folder)) if isinstance(s, str) else s
+                for s in out[key]
+            ]
     for key in task.path_fields:
         node, name = out, key
         if key not in out and "." in key:  # a nested table of the base: [param] spectrum = "..."

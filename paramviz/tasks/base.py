@@ -52,6 +52,8 @@ class Task:
         write: ``write(result, out)`` writes the result's files into an open :class:`~paramviz.io.OutputDir`.
         path_fields: Config keys that hold file paths (resolved against a sweep file's folder); a key whose
             value is a tuple holds one path per item.
+        spec_path_fields: Config keys holding objective spec strings whose image part (``input_diff:IMAGE``,
+            ``inversion:LAYER:IMAGE``, ``caricature:LAYER:IMAGE``) is a path, resolved and shipped like the others.
         path_keywords: Values of those keys that are not paths (``"pretrained"``, ``"random"``, ``sample:`` names
             are recognized by their prefix).
         sweepable: Whether ``paramviz sweep`` can run it (its result has one image per run).
@@ -68,6 +70,7 @@ class Task:
     run: Callable[..., Any]
     write: Callable[[Any, Any], None]
     path_fields: tuple[str, ...] = ()
+    spec_path_fields: tuple[str, ...] = ()
     path_keywords: tuple[str, ...] = ("pretrained", "random")
     sweepable: bool = True
     description: str = ""

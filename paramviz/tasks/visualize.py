@@ -691,6 +691,7 @@ TASKS.register(
         run=visualize,
         write=write_outputs,
         path_fields=("weights", "param.spectrum"),
+        spec_path_fields=("objectives",),
         description="feature visualization (activation maximization)",
         batch_key=batch_key,
         run_batch=visualize_batch,

@@ -262,3 +262,21 @@ def test_image_specs_do_not_read_the_image_when_parsed(tmp_path):
     objective = parse_objective(f"inversion:layer3:{missing}")  # the file is read when a render starts
     assert objective.reference.source == str(missing) and objective.reference.image is None
     assert parse_objective(objective.name).name == objective.name
+
+
+def test_the_image_of_a_spec_is_found_and_mapped():
+    from paramviz.objectives.spec import map_spec_image, spec_image
+
+    cases = {
+        "input_diff:img.png": "img.png",
+        "0.5*input_diff:sample:chelsea@1": "sample:chelsea",
+        "inversion:stage4:photos/a.png": "photos/a.png",
+        "caricature:stage4:a.png:2": "a.png",
+        "-caricature:layer3:C:/x/a.png": "C:/x/a.png",
+    }
+    for spec, image in cases.items():
+        assert spec_image(spec) == image, spec
+        mapped = map_spec_image(spec, lambda p: "/abs/" + p)
+        assert spec_image(mapped) == "/abs/" + image and mapped.replace("/abs/" + image, image) == spec
+    assert spec_image("stage4:12") is None and map_spec_image("0.5*tv", str.upper) == "0.5*tv"
+    assert parse_objective(map_spec_image("caricature:stage4:a.png:2", lambda p: "/abs/" + p)).name.endswith(":2")

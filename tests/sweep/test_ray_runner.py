@@ -521,3 +521,18 @@ def test_the_cli_runs_a_real_backbone_on_ray_and_a_rerun_resumes(ray_instance, w
         assert m["backbone"] == "efficientnet_lite0" and m["steps"] == 2 and "hf_energy" in m["metrics"]
     again = CliRunner().invoke(main, args)
     assert "2 of 2 arms done (0 run now, 2 already done)" in again.output
+
+
+def test_images_inside_objective_specs_travel_with_the_task(tmp_path):
+    from paramviz.sweep.ray_runner import input_paths, localize
+    from paramviz.tasks import TASKS
+    from paramviz.tasks.visualize import VisualizeConfig
+
+    image = tmp_path / "target.png"
+    image.write_bytes(b"png")
+    config = VisualizeConfig(objectives=("conv3:1", f"0.5*input_diff:{image}"), device="cpu")
+    task = TASKS.get("visualize")
+    assert input_paths(task, [config]) == [str(image)]
+    local, originals = localize(task, config, {str(image): "/worker/abc/input.png"}, cpu_only=True)
+    assert local.objectives == ("conv3:1", "0.5*input_diff:/worker/abc/input.png")
+    assert originals["objectives"] == config.objectives

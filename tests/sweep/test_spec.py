@@ -145,3 +145,13 @@ def test_with_base_changes_fields_and_makes_another_sweep(basic_sweep):
     assert parse_assignment("objectives=['stage4:1']") == ("objectives", ["stage4:1"])
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         parse_assignment("steps")
+
+
+def test_images_inside_objective_specs_resolve_against_the_sweep_folder(write_sweep, tiny_registered, tmp_path):
+    body = 'task = "visualize"\n[base]\nbackbone = "tiny_sweep_net"\n'
+    body += (
+        '[axes]\nobjectives = [["conv3:1", "0.5*input_diff:images/target.png"], ["inversion:conv3:sample:coffee"]]\n'
+    )
+    first, second = expand(parse_sweep(body, folder=tmp_path))
+    assert first.config.objectives == ("conv3:1", f"0.5*input_diff:{tmp_path / 'images' / 'target.png'}")
+    assert second.config.objectives == ("inversion:conv3:sample:coffee",)  # sample images are not paths
