@@ -241,12 +241,21 @@ def read_manifest(path: str | Path) -> Manifest | None:
     return Manifest(kind, tuple(_check_relative(f, directory) for f in files), str(version))
 
 
-def _write_atomic(target: Path, text: str) -> None:
+def write_text_atomic(target: str | Path, text: str) -> Path:
+    """Replace ``target`` with ``text`` atomically; a crash leaves the old file whole.
+
+    The text goes to a hidden temporary file beside it (see :func:`is_temporary_name`), is flushed to disk,
+    then renamed over it.
+    """
+    target = Path(target)
     fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_TAG}{target.name}-", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, target)
+        return target
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -268,7 +277,7 @@ def write_manifest(path: str | Path, kind: str, files: Iterable[str]) -> Path:
     listed = sorted({_check_relative(str(f), directory) for f in files} - {MANIFEST})
     data = {"paramviz": _version(), "kind": kind, "files": listed}
     target = directory / MANIFEST
-    _write_atomic(target, json.dumps(data, indent=2) + "\n")
+    write_text_atomic(target, json.dumps(data, indent=2) + "\n")
     return target
 
 

@@ -27,9 +27,7 @@ same groups from :func:`plan_groups`, so the arm ids, ``arms.json`` and the resu
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -37,7 +35,7 @@ from typing import Any, Protocol
 
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, OutputExistsError
-from paramviz.io import MANIFEST, OutputDir, add_to_manifest, is_temporary_name, prepare_output_dir
+from paramviz.io import MANIFEST, OutputDir, add_to_manifest, is_temporary_name, prepare_output_dir, write_text_atomic
 from paramviz.registry import Registry
 from paramviz.render import Callback
 from paramviz.sweep.spec import Arm, SweepSpec, expand, load_sweep
@@ -472,12 +470,17 @@ def prepare_sweep_dir(spec: SweepSpec, out: str | Path, *, force: bool = False) 
         raise OutputExistsError(f"sweep directory {str(out)!r} exists and is a file; choose a directory path")
     if out.is_dir() and any(out.iterdir()):
         known = (SWEEP_FILE, ARMS_FILE, ARMS_DIR, MANIFEST, *REPORT_ENTRIES)
-        foreign = [p.name for p in out.iterdir() if p.name not in known and not _is_temporary(p.name)]
+        foreign = [p.name for p in out.iterdir() if p.name not in known and not is_temporary_name(p.name)]
         if foreign or not (out / ARMS_FILE).is_file():
-            shown = ", ".join(sorted(foreign)[:5]) or "no arms.json"
+            shown = ", ".join(sorted(foreign)[:5])
+            what = (
+                f"holds files a sweep did not write ({shown})"
+                if (out / ARMS_FILE).is_file()
+                else f"is not empty and is not a sweep directory ({shown or 'no arms.json'})"
+            )
             raise OutputExistsError(
-                f"{str(out)!r} is not empty and is not a sweep directory ({shown}); paramviz only resumes or "
-                "replaces directories a sweep wrote: choose an empty or new --out"
+                f"{str(out)!r} {what}; paramviz only resumes or replaces directories a sweep wrote, and never "
+                "deletes other files: move them out, or choose an empty or new --out"
             )
         previous = _read_sweep_text(out)
         if previous is not None and _same_sweep(previous, spec):
@@ -490,7 +493,7 @@ def prepare_sweep_dir(spec: SweepSpec, out: str | Path, *, force: bool = False) 
             )
     out = prepare_output_dir(out, force, kind="sweep")  # with force: removes only the files its manifest lists
     (out / ARMS_DIR).mkdir(exist_ok=True)
-    _atomic_write(out / SWEEP_FILE, spec.text or _spec_text(spec))
+    write_text_atomic(out / SWEEP_FILE, spec.text or _spec_text(spec))
     add_to_manifest(out, [SWEEP_FILE, ARMS_FILE])
     return out
 
@@ -512,22 +515,17 @@ def _read_sweep_text(out: Path) -> str | None:
         return None
 
 
-def _is_temporary(name: str) -> bool:
-    """Names of the temporary files and folders this module and OutputDir write (hidden, with a marker)."""
-    return name.startswith(".") and (name.endswith(".tmp") or is_temporary_name(name))
-
-
 def _remove_leftovers(out: Path) -> None:
     """Delete temporary files and folders left by an earlier run that was killed while writing them."""
     for child in out.iterdir():
-        if _is_temporary(child.name) and child.is_file():
+        if is_temporary_name(child.name) and child.is_file():
             child.unlink(missing_ok=True)
     arms = out / ARMS_DIR
     if not arms.is_dir():
         arms.mkdir()
         return
     for child in arms.iterdir():
-        if _is_temporary(child.name):
+        if is_temporary_name(child.name):
             shutil.rmtree(child, ignore_errors=True)
 
 
@@ -550,20 +548,7 @@ def write_arms_json(out: Path, spec: SweepSpec, states: Sequence[ArmState]) -> N
         "counts": {status: sum(s.status == status for s in states) for status in STATUSES},
         "arms": [s.to_json(spec) for s in states],
     }
-    _atomic_write(out / ARMS_FILE, json.dumps(data, indent=2, default=str) + "\n")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(out / ARMS_FILE, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _spec_text(spec: SweepSpec) -> str:

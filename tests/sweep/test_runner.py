@@ -233,3 +233,13 @@ def test_write_arm_files_writes_an_arm_atomically_and_refuses_what_is_not_one(ba
             write_arm_files(out, arm, bad)
     assert (target / "image.png").read_bytes() == b"png"  # refused before anything is replaced
     assert not (tmp_path / "escape.txt").exists() and sorted(os.listdir(out / "arms")) == [arm.id]
+
+
+def test_a_sweep_directory_with_a_foreign_file_is_refused_and_the_file_kept(basic_sweep, write_sweep, tmp_path):
+    out = tmp_path / "out"
+    run_sweep(basic_sweep, out)
+    (out / "notes.txt").write_text("mine")
+    other = write_sweep(basic_sweep.read_text().replace("steps = 4", "steps = 3"), name="other.toml")
+    with pytest.raises(OutputExistsError, match=r"holds files a sweep did not write \(notes.txt\)"):
+        run_sweep(other, out, force=True)
+    assert (out / "notes.txt").read_text() == "mine" and len(list(out.glob("arms/*/metrics.json"))) == 4
