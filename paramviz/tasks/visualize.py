@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -455,26 +456,40 @@ def layer_channels(backbone: Backbone, layer: str, size: tuple[int, int]) -> int
     return int(shape[-1] if len(shape) == 2 else shape[0])  # (N, C) tokens, (C, H, W) or (C,)
 
 
-def unit_specs(spec: str, backbone: Backbone, size: tuple[int, int]) -> list[str]:
-    """The specs of each unit of a whole-layer spec: ``stage4:0-2`` -> ``stage4:0``, ``stage4:1``, ``stage4:2``."""
+def _unit_plan(spec: str, backbone: Backbone, size: tuple[int, int]) -> tuple[list[str], int, list[int]]:
+    """``(tokens, index, units)`` of a whole-layer spec: its ``:`` tokens, which one lists the units, and the units.
+
+    ``*`` becomes every channel of the layer (counted with the backbone's probe); the spec is parsed once so a
+    malformed list (a range that runs backwards, ...) is refused with the parser's message.
+    """
     tokens = spec.split(":")
     index = _unit_token(spec)
     if index is None:
-        return [spec]
+        raise ConfigError(f"objective spec {spec!r} lists no units (a range such as stage4:0-63, or stage4:*)")
     if tokens[index].strip() == "*":
         if index == 0:
             raise ConfigError(f"objective spec {spec!r}: '*' must follow a layer, e.g. stage4:*")
         layer = tokens[index - 1].split("*")[-1].strip()  # a weight prefix (0.5*stage4) is not the layer
         tokens[index] = f"0-{layer_channels(backbone, layer, size) - 1}"
-    units = parse_objectives([":".join(tokens)])
-    channels = next((getattr(leaf, "index", None) for _, leaf in units.leaves()), None)
-    values = list(channels) if isinstance(channels, (list, tuple)) else None
-    if values is None:  # not a channel/neuron list: expand the token's parts directly
-        values = []
-        for part in tokens[index].split("|"):
-            low, dash, high = part.strip().partition("-")
-            values.extend(range(int(low), int(high) + 1) if dash else [int(part)])
-    return [":".join([*tokens[:index], str(v), *tokens[index + 1 :]]) for v in values]
+    parse_objectives([":".join(tokens)])
+    units: list[int] = []
+    for part in tokens[index].split("|"):
+        low, dash, high = part.strip().partition("-")
+        units.extend(range(int(low), int(high) + 1) if dash else [int(part)])
+    return tokens, index, units
+
+
+def _with_units(tokens: Sequence[str], index: int, units: Sequence[int]) -> str:
+    """The spec with the unit token replaced by ``units`` (one per image: ``3|4|5``)."""
+    return ":".join([*tokens[:index], "|".join(map(str, units)), *tokens[index + 1 :]])
+
+
+def unit_specs(spec: str, backbone: Backbone, size: tuple[int, int]) -> list[str]:
+    """The specs of each unit of a whole-layer spec: ``stage4:0-2`` -> ``stage4:0``, ``stage4:1``, ``stage4:2``."""
+    if _unit_token(spec) is None:
+        return [spec]
+    tokens, index, units = _unit_plan(spec, backbone, size)
+    return [_with_units(tokens, index, [unit]) for unit in units]
 
 
 def unit_configs(config: VisualizeConfig, backbone: Backbone) -> tuple[list[str], list[VisualizeConfig]]:
@@ -523,7 +538,7 @@ class UnitsResult:
         """Every unit's final image, (N, C, H, W)."""
         return torch.cat([r.images for r in self.results])
 
-    @property
+    @functools.cached_property
     def render(self) -> RenderResult:
         """The units' render results combined: per-step mean loss over units, per-image histories."""
         parts = [r.render for r in self.results]
@@ -576,6 +591,7 @@ def visualize_units(
         backbone = build_network(config, shared)
     units, configs = unit_configs(config, backbone)
     which = whole_layer_spec(config)
+    tokens, index, unit_values = _unit_plan(config.objectives[which], backbone, size_hw(config.size))
     own = [build_objective(c) for c in configs]
     chunk = fitting_units(config, backbone, own[0], len(configs))
     results: list[VisualizeResult] = []
@@ -583,12 +599,8 @@ def visualize_units(
     for start in range(0, len(configs), chunk):
         part = configs[start : start + chunk]
         # one objective for the chunk: the unit spec with one unit per image (LAYER:3|4|5), the other terms shared
-        specs = [c.objectives[which] for c in part]
-        tokens = [spec.split(":") for spec in specs]
-        index = next(i for i, t in enumerate(zip(*tokens, strict=True)) if len(set(t)) > 1) if len(part) > 1 else 0
-        listed = ":".join([*tokens[0][:index], "|".join(t[index] for t in tokens), *tokens[0][index + 1 :]])
         objectives = list(part[0].objectives)
-        objectives[which] = listed
+        objectives[which] = _with_units(tokens, index, unit_values[start : start + chunk])
         objective = parse_objectives(objectives)
         batch = _render_batch(part, objective, callbacks, backbone, shared, own[start : start + chunk])
         seconds += batch[0].render.seconds  # the batch's wall time (each arm's split carries it)
