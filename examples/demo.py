@@ -17,7 +17,7 @@ import click
 
 from paramviz.cli.group import cli_errors
 from paramviz.cli.options import OutDir
-from paramviz.cli.sweep import SweepProgress
+from paramviz.cli.progress import SweepProgress
 from paramviz.errors import OutputExistsError
 from paramviz.sweep.collect import read_sweep_dir
 from paramviz.sweep.report import build_report

@@ -62,7 +62,7 @@ def test_ray_flags_without_the_ray_runner_are_refused(basic_sweep, tmp_path):
 
 
 def test_the_arms_bar_shows_arms_in_flight_of_a_remote_runner(basic_sweep):
-    from paramviz.cli.sweep import SweepProgress
+    from paramviz.cli.progress import SweepProgress
     from paramviz.sweep.runner import SweepEvent
     from paramviz.sweep.spec import expand, load_sweep
 
