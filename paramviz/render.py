@@ -64,9 +64,11 @@ class StepRecord:
     def _read(self) -> tuple[float, tuple[float, ...], dict[str, float]]:
         if self._values is None:
             names = list(self._terms)
-            flat = torch.stack([self._total.mean(), *(self._terms[n].mean() for n in names)]).tolist()
-            losses = tuple(self._total.reshape(-1).tolist())
-            self._values = (flat[0], losses, dict(zip(names, flat[1:], strict=True)))
+            total = self._total.reshape(-1)
+            means = torch.stack([total.mean(), *(self._terms[n].mean() for n in names)])
+            flat = torch.cat([means, total]).tolist()  # one copy to the host
+            k = len(names) + 1
+            self._values = (flat[0], tuple(flat[k:]), dict(zip(names, flat[1:k], strict=True)))
         return self._values
 
     @property
