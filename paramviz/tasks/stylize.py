@@ -869,8 +869,7 @@ def stylize(
         ImageError: A missing, unreadable or corrupt image.
         UnknownNameError: Unknown preset, backbone or layer (with close matches).
     """
-    config = config.resolve()
-    _check_weights(config)
+    config = config.resolve()  # (prepare_style refuses an all-zero config before loading anything)
 
     def prepare() -> StyleSetup:
         return prepare_style(config, backbone=backbone, content_backbone=content_backbone, shared=shared)
