@@ -2,11 +2,16 @@ import math
 
 import pytest
 import torch
+from host_reads import DEVICES, HostRead, no_sync_between
+from objective_examples import EXAMPLES as OBJECTIVE_EXAMPLES
 from torch import nn
 
 from paramviz.errors import ConfigError, NonFiniteLossError, RenderInterrupted, UnknownNameError
 from paramviz.objectives.base import Objective
-from paramviz.render import INPUT_KEY, StepRecord, render
+from paramviz.params import PARAMS
+from paramviz.render import INPUT_KEY, OPTIMIZERS, StepRecord, render
+from paramviz.transforms.ops import TRANSFORM_OPS
+from paramviz.transforms.stack import TRANSFORM_PRESETS
 
 
 class FreePixels(nn.Module):
@@ -242,35 +247,70 @@ def test_drawing_ahead_gives_the_draws_of_step_by_step_sampling():
             assert a.keys() == b.keys() and all(torch.equal(a[k].cpu(), b[k]) for k in a)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("transforms", ["none", "lucid", "pad:4,jitter:3,noise:0.01"])
-def test_a_steady_state_step_does_not_synchronize_on_cuda(tiny_backbone, transforms):
+# --- no host-device synchronization in a steady-state step (CUDA's sync-debug mode; on CPU, HostReadGuard) ---
+STEPS, WARM_UP = 8, 3
+STACKS = [
+    *TRANSFORM_PRESETS.names(),
+    *(TRANSFORM_OPS.get(name).example for name in TRANSFORM_OPS.names()),
+    "jitter:3:crop",  # crop offsets stay on the host: slicing by them must not read the device
+    "pad:4,jitter:3,noise:0.01",
+]
+
+
+def steady_render(backbone, device, *, param=None, transforms="lucid", objective=None, optimizer="adam", steps=STEPS):
     from paramviz.params import ParamSpec, build_param
     from paramviz.transforms import build_transforms
 
-    steps, warm_up = 12, 3
-
-    def sync_debug(record):  # error on any host-device sync between the warm-up and the last step
-        if record.step == warm_up:
-            torch.cuda.set_sync_debug_mode("error")
-        if record.step == steps - 1:
-            torch.cuda.set_sync_debug_mode("default")
-
-    try:
-        param = build_param(ParamSpec("fourier"), (32, 32), batch=2, seed=0)
-        objective = MeanOf("conv3") + 0.1 * MeanOf("stage1")
+    param = param or build_param(ParamSpec("fourier"), (32, 32), batch=3, seed=0)
+    objective = objective or (MeanOf("conv3") + 0.1 * MeanOf("stage1"))
+    with no_sync_between(WARM_UP, steps, device) as callback:
         result = render(
             param,
             build_transforms(transforms),
-            tiny_backbone,
+            backbone,
             objective,
+            optimizer=optimizer,
             steps=steps,
-            callbacks=[sync_debug],
-            device="cuda",
+            callbacks=[callback],
+            device=device,
         )
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    assert len(result.history) == steps and result.history[-1] < result.history[0]
+    assert len(result.history) == steps and all(map(math.isfinite, result.history))
+    return result
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("transforms", STACKS)
+def test_a_steady_state_step_makes_no_host_device_sync_with_any_transform(tiny_backbone, device, transforms):
+    result = steady_render(tiny_backbone, device, transforms=transforms)
+    assert result.history[-1] < result.history[0]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("alpha", [False, True], ids=["rgb", "rgba"])
+@pytest.mark.parametrize("name", PARAMS.names())
+def test_a_steady_state_step_makes_no_host_device_sync_with_any_parameterization(tiny_backbone, device, name, alpha):
+    from paramviz.params import ParamSpec, build_param
+
+    steady_render(tiny_backbone, device, param=build_param(ParamSpec(name, alpha=alpha), (32, 32), batch=2, seed=0))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", OBJECTIVE_EXAMPLES)
+def test_a_steady_state_step_makes_no_host_device_sync_with_any_objective(tiny_backbone, device, name):
+    steady_render(tiny_backbone, device, objective=OBJECTIVE_EXAMPLES[name]())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("optimizer", [name for name in OPTIMIZERS.names() if name != "lbfgs"])
+def test_a_steady_state_step_makes_no_host_device_sync_with_any_first_order_optimizer(tiny_backbone, device, optimizer):
+    steady_render(tiny_backbone, device, optimizer=optimizer)
+
+
+def test_the_cpu_guard_sees_a_step_that_reads_the_loss(tiny_backbone):
+    # L-BFGS checks finiteness on the host every step (its line search reads the loss anyway): the guard
+    # must see that read, or it could not see any.
+    with pytest.raises(HostRead, match="_local_scalar_dense"):
+        steady_render(tiny_backbone, "cpu", optimizer="lbfgs")
 
 
 def test_objectives_are_attached_before_step_1_and_detached_after_the_loop(tiny_backbone):

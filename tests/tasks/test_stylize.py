@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from host_reads import DEVICES, no_sync_between
 
 import paramviz.tasks.base
 import paramviz.tasks.stylize as task
@@ -575,3 +576,17 @@ def test_size_height_by_width_crops_the_content_to_exactly_that_shape(tiny_backb
     assert max(styles[0].shape[-2:]) == 20  # style_scale of the output's long side
     assert stylize(config, backbone=tiny_backbone).image.shape == (1, 3, 24, 40)
     assert stylize(small(size=40, steps=2), backbone=tiny_backbone).image.shape == (1, 3, 27, 40)  # aspect kept
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("transforms", ["none", "lucid"])
+@pytest.mark.parametrize("colors", ["off", "luminance"])
+@pytest.mark.parametrize("loss", ["gram", "w2"])
+def test_a_steady_state_step_of_the_task_makes_no_host_device_sync(tiny_backbone, device, transforms, colors, loss):
+    # adam-lucid: L-BFGS (the gatys preset) reads the loss on the host in its line search, by design
+    config = small(
+        param=ParamSpec("fourier"), transforms=transforms, original_colors=colors, style_loss=loss, device=device
+    )
+    with no_sync_between(3, config.steps, device) as callback:
+        result = stylize(config, [callback], backbone=tiny_backbone)
+    assert len(result.render.history) == config.steps  # the loss falls: test_style_loss_falls_...

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from host_reads import DEVICES, no_sync_between
 from PIL import Image
 
 import paramviz.tasks.base
@@ -392,3 +393,14 @@ def test_size_height_by_width_renders_a_non_square_image(tiny_backbone):
     assert result.images.shape == (2, 3, 24, 40)
     # batch_key compares what is rendered: 24 and (24, 24) are the same square, (24, 40) is not
     assert batch_key(small(size=24)) == batch_key(small(size=(24, 24))) != batch_key(small(size=(24, 40)))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("transforms", ["none", "lucid"])
+def test_a_steady_state_step_of_the_task_makes_no_host_device_sync(tiny_backbone, device, transforms):
+    config = small(objectives=("conv3:1", "0.1*tv"), transforms=transforms, steps=8, device=device)
+    with no_sync_between(3, 8, device) as callback:
+        one = visualize(config, [callback], backbone=tiny_backbone)
+    with no_sync_between(3, 8, device) as callback:
+        two = visualize_batch([config, config.replace(seed=1)], [callback], backbone=tiny_backbone)
+    assert len(one.render.history) == 8 and [len(r.render.history) for r in two] == [8, 8]  # the loss falls: above
