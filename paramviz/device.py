@@ -35,3 +35,16 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
             f"device {name!r} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)"
         )
     return device
+
+
+def move_ahead(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """``tensor`` (made on the host) on ``device``, copied without making the host wait.
+
+    On CUDA the host tensor is pinned and copied asynchronously: a plain copy from pageable memory synchronizes
+    the stream (it is one of the syncs ``torch.cuda.set_sync_debug_mode`` reports). Draws made ahead of the
+    steps that read them go through here. Elsewhere this is ``tensor.to(device)``.
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from paramviz.config import check_seed
-from paramviz.device import resolve_device
+from paramviz.device import move_ahead, resolve_device
 from paramviz.errors import ConfigError, NonFiniteLossError, RenderInterrupted
 from paramviz.limits import check_lr
 from paramviz.objectives.base import Objective, RenderContext, total_weight_is_zero
@@ -315,11 +315,16 @@ def render(
     return result
 
 
+#: At most this many bytes of draws (transforms, RGBA backgrounds) are made and moved to the device at once.
+DRAW_AHEAD_BYTES = 64 * 2**20
+
+
 class _DrawQueue:
     """The random draws of the coming steps, sampled in step order and moved to the device ahead of time.
 
     Each step gets a background for RGBA images (drawn first, as the step would) and a transform draw. They are
-    made in chunks of at most ``max_bytes`` (backgrounds and noise draws are image-sized), so a step itself
+    made in chunks of at most :data:`DRAW_AHEAD_BYTES` (backgrounds and noise draws are image-sized) and moved
+    with :func:`~paramviz.device.move_ahead` (asynchronous on CUDA), so a step itself
     copies nothing between host and device; the draws are exactly those step-by-step sampling would give.
     """
 
@@ -331,18 +336,19 @@ class _DrawQueue:
         generator: torch.Generator | list[torch.Generator] | None,
         device: torch.device,
         background: bool,
-        max_bytes: int = 64 * 2**20,
+        max_bytes: int | None = None,
     ) -> None:
         self.transforms, self.shape, self.left = transforms, shape, steps
         self.generator, self.device, self.background = generator, device, background
         per_step = (transforms.draw_bytes(shape) if transforms is not None else 0) + (
             4 * math.prod(shape) if background else 0
         )
+        max_bytes = DRAW_AHEAD_BYTES if max_bytes is None else max_bytes
         self.chunk = max(1, min(steps, max_bytes // max(1, per_step)))
         self.pending: list[tuple[Any, torch.Tensor | None]] = []
 
     def _sample(self) -> tuple[Any, torch.Tensor | None]:
-        background = random_background(self.shape, self.generator).to(self.device) if self.background else None
+        background = move_ahead(random_background(self.shape, self.generator), self.device) if self.background else None
         draw = None
         if self.transforms is not None:
             draw = self.transforms.to_device(self.transforms.sample(self.shape, self.generator), self.device)

@@ -2,8 +2,9 @@
 
 On CUDA a steady-state render step must not make the host wait for the device. Without a GPU the same mistakes
 can be caught on CPU: a step synchronizes when Python reads a value the device holds (``float(loss)``,
-``bool(finite)``, ``.item()``, ``.tolist()``, ``.cpu()``, ``.numpy()``), copies one into a host tensor, or runs an
-op whose output size depends on the data (``nonzero``, boolean-mask indexing, ``unique``, ...).
+``bool(finite)``, ``.item()``, ``.tolist()``, ``.cpu()``, ``.numpy()``), copies one into a host tensor, copies a
+host tensor to the device without ``non_blocking`` (from pageable memory CUDA waits for that copy), or runs an op
+whose output size depends on the data (``nonzero``, boolean-mask indexing, ``unique``, ...).
 
 :class:`HostReadGuard` simulates where each tensor lives, as CUDA would place it. Made on the host: what a factory
 makes (``torch.tensor``, ``torch.randint`` with a CPU generator, ...), what ``Tensor.cpu()`` returns, and what
@@ -131,8 +132,11 @@ class HostReadGuard(TorchDispatchMode):
         original_to = self._saved["to"] = torch.Tensor.to
 
         def guarded_to(t, *args, **kwargs):  # a move to the (CPU-simulated) device: the result is a device value
+            device, _, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
+            if device is not None and not non_blocking and self._on_host(t) and self.enforcing:
+                raise HostRead(f"Tensor.to({device}) copies a host tensor to the device and waits for it")
             out = original_to(t, *args, **kwargs)
-            if torch._C._nn._parse_to(*args, **kwargs)[0] is not None:
+            if device is not None:
                 self.host.discard(_storage(out))
             return out
 

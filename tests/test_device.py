@@ -1,7 +1,8 @@
 import pytest
 import torch
+from host_reads import DEVICES
 
-from paramviz.device import resolve_device
+from paramviz.device import move_ahead, resolve_device
 from paramviz.errors import ConfigError
 
 
@@ -23,3 +24,22 @@ def test_bad_device_names_are_explained():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_move_ahead_gives_the_same_values_on_the_device(device):
+    host = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0))
+    moved = move_ahead(host, device)
+    assert moved.device.type == device
+    torch.testing.assert_close(moved.cpu(), host, rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_move_ahead_does_not_synchronize_on_cuda():
+    host = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0))
+    try:
+        torch.cuda.set_sync_debug_mode("error")
+        moved = move_ahead(host, "cuda")
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.testing.assert_close(moved.cpu(), host, rtol=0, atol=0)

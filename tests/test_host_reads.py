@@ -17,7 +17,8 @@ DEVICE_READS = {
     "nonzero": lambda x, host: torch.nonzero(x > 0.5),
     "copy into a host tensor": lambda x, host: host.float().copy_(x[:4].detach()),
     "read a gradient": lambda x, host: ((x * 3).sum().backward(), float(x.grad.sum())),
-    "read a moved draw": lambda x, host: float(host.to(x.device)[0, 0]),
+    "read a moved draw": lambda x, host: float(host.to(x.device, non_blocking=True)[0, 0]),
+    "a blocking move to the device": lambda x, host: host.to(x.device),
 }
 HOST_READS = {
     "tolist of a host tensor": lambda x, host: host.tolist(),
@@ -27,6 +28,7 @@ HOST_READS = {
     "index by a host tensor": lambda x, host: x[host[:, 0]],
     "no read": lambda x, host: (x * host[:, 0].float().mean()).sum(),
     "a factory value": lambda x, host: float(torch.tensor(3.0) + 1),
+    "an asynchronous move to the device": lambda x, host: host.to(x.device, non_blocking=True),
 }
 
 

@@ -1,3 +1,4 @@
+import contextlib
 import math
 
 import pytest
@@ -6,6 +7,7 @@ from host_reads import DEVICES, HostRead, no_sync_between
 from objective_examples import EXAMPLES as OBJECTIVE_EXAMPLES
 from torch import nn
 
+import paramviz.render
 from paramviz.errors import ConfigError, NonFiniteLossError, RenderInterrupted, UnknownNameError
 from paramviz.objectives.base import Objective
 from paramviz.params import PARAMS
@@ -257,13 +259,16 @@ STACKS = [
 ]
 
 
-def steady_render(backbone, device, *, param=None, transforms="lucid", objective=None, optimizer="adam", steps=STEPS):
+def steady_render(
+    backbone, device, *, param=None, transforms="lucid", objective=None, optimizer="adam", steps=STEPS, guard=True
+):
     from paramviz.params import ParamSpec, build_param
     from paramviz.transforms import build_transforms
 
     param = param or build_param(ParamSpec("fourier"), (32, 32), batch=3, seed=0)
     objective = objective or (MeanOf("conv3") + 0.1 * MeanOf("stage1"))
-    with no_sync_between(WARM_UP, steps, device) as callback:
+    checked = no_sync_between(WARM_UP, steps, device) if guard else contextlib.nullcontext(lambda record: None)
+    with checked as callback:
         result = render(
             param,
             build_transforms(transforms),
@@ -304,6 +309,39 @@ def test_a_steady_state_step_makes_no_host_device_sync_with_any_objective(tiny_b
 @pytest.mark.parametrize("optimizer", [name for name in OPTIMIZERS.names() if name != "lbfgs"])
 def test_a_steady_state_step_makes_no_host_device_sync_with_any_first_order_optimizer(tiny_backbone, device, optimizer):
     steady_render(tiny_backbone, device, optimizer=optimizer)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_draws_made_ahead_in_small_chunks_are_the_draws_of_one_chunk(tiny_backbone, monkeypatch, device):
+    from paramviz.params import ParamSpec, build_param
+
+    def run():
+        param = build_param(ParamSpec("fourier", alpha=True), (32, 32), batch=2, seed=0)
+        # CUDA: the later chunks reach the device asynchronously, inside the guarded steps. The CPU stand-in
+        # would see their moves (CPU has no asynchronous copy), so there only the draws are compared.
+        guard = device == "cuda"
+        return steady_render(tiny_backbone, device, param=param, transforms="lucid,noise:0.01", steps=10, guard=guard)
+
+    whole = run()  # every draw made at step 1
+    from paramviz.transforms import build_transforms
+
+    shape = (2, 3, 32, 32)  # per step: an RGBA background and the stack's draws (a noise image among them)
+    per_step = 4 * math.prod(shape) + build_transforms("lucid,noise:0.01").draw_bytes(shape)
+    monkeypatch.setattr(paramviz.render, "DRAW_AHEAD_BYTES", 2 * per_step + 100)  # a chunk every 2 steps
+    made = []
+    monkeypatch.setattr(paramviz.render._DrawQueue, "_sample", counting(paramviz.render._DrawQueue._sample, made))
+    chunked = run()
+    torch.testing.assert_close(chunked.image, whole.image, rtol=0, atol=0)
+    assert chunked.history == whole.history
+    assert made == [10, 10, 8, 8, 6, 6, 4, 4, 2, 2]  # steps left when each draw was made: two at a time
+
+
+def counting(sample, made):
+    def wrapper(queue):
+        made.append(queue.left)
+        return sample(queue)
+
+    return wrapper
 
 
 def test_the_cpu_guard_sees_a_step_that_reads_the_loss(tiny_backbone):

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from paramviz.device import move_ahead
 from paramviz.errors import ImageError, SpecError
 from paramviz.registry import Registry
 
@@ -81,8 +82,12 @@ class Transform(nn.Module):
         return {}
 
     def to_device(self, params: Params, device: torch.device | str) -> Params:
-        """``params`` placed where :meth:`apply` reads them on ``device`` (default: every tensor moved there)."""
-        return {key: value.to(device) for key, value in params.items()}
+        """``params`` placed where :meth:`apply` reads them on ``device`` (default: every tensor moved there).
+
+        The move must not make the host wait (draws are moved ahead of the steps that read them): use
+        :func:`paramviz.device.move_ahead`.
+        """
+        return {key: move_ahead(value, device) for key, value in params.items()}
 
     def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         """The transform of ``x`` with the given parameters (differentiable in ``x``)."""
