@@ -2,6 +2,7 @@
 # The GPU checks of issue 10, as one script for a CUDA machine (< 8 minutes on one GPU):
 #   1. the CUDA tests (the sync-debug test of the render loop among them; they are skipped without a GPU),
 #   2. the step benchmark: EfficientNet-Lite0 and a random ResNet-50, 224 px, batch 1 and 16, fp32 and bf16,
+#      and (--compile) the bare Lite0 under torch.compile at batch 16,
 #   3. a small sweep with --device cuda,
 # and prints one table at the end. Run from the repository root: bash benchmarks/gpu_check.sh
 set -uo pipefail
@@ -27,6 +28,9 @@ for backbone in "efficientnet_lite0 stage4" "resnet50 layer4"; do
     done
   done
 done
+python benchmarks/step_overhead.py --device cuda --backbone efficientnet_lite0 --layer stage4 --size 224 --batch 16 \
+  --steps 20 --rounds 2 --arm fourier/lucid --compile 2>&1 \
+  | awk '/^compiled@[0-9]/ {print "efficientnet_lite0 16 fp32", $0} /compiling took/ {print}' | tee -a "$OUT/steps.txt"
 
 echo "== small sweep on cuda"
 SWEEP="$OUT/sweep.toml"

@@ -1,12 +1,14 @@
 """Overhead of one paramviz optimization step over the bare network cost.
 
-Bare cost: the same network truncated at the layer (torchvision's FX feature extractor, no paramviz code),
-forward of a leaf input batch plus backward to that input. paramviz step: ``render()`` itself (parameterization
--> transform stack -> Backbone (hooks, early stop) -> objective -> backward -> Adam update -> step record),
-timed per step by a callback (CUDA synchronized around each step). Both are timed in the same process,
-interleaved in rounds, and the ratio of medians is printed, against the bare network at the rendered size and
-at the size the transforms hand the network (lucid's pad and crops make 224 px into 236 px). Targets (issue
-10): <= 1.10 at the fed size at 224 px and <= 1.25 at 128 px (fourier + lucid), pixel + none <= 1.05.
+Bare cost: the same network truncated at the layer (cut by hand for known layouts, else torchvision's FX
+feature extractor; no paramviz code), forward of a leaf input batch plus backward to that input. paramviz step:
+``render()`` itself (parameterization -> transform stack -> Backbone (hooks, early stop) -> objective ->
+backward -> Adam update -> step record), timed per step by a callback (CUDA synchronized around each step).
+Both are timed in the same process, interleaved in rounds, and the ratio of medians is printed, against the
+bare network at the rendered size and at the size the transforms hand the network (lucid's pad and crops make
+224 px into 236 px). ``--compile`` also times the bare network under ``torch.compile``: the most compiling the
+backbone could save. Targets (issue 10): <= 1.10 at the fed size at 224 px and <= 1.25 at 128 px (fourier +
+lucid), pixel + none <= 1.05.
 
     python benchmarks/step_overhead.py --backbone efficientnet_lite0 --layer stage4 --size 224
     python benchmarks/step_overhead.py --backbone resnet50 --layer layer2 --size 128 --batch 4 --device cuda
@@ -133,6 +135,13 @@ def time_bare(network, batch, side, steps, skip, device, precision) -> list[floa
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
 @click.option("--channels-last", is_flag=True, help="Backbone (and bare network) in channels_last memory format.")
+@click.option(
+    "--compile",
+    "compile_network",
+    is_flag=True,
+    help="Also time the bare network compiled with torch.compile (rows 'compiled@N'; compile time printed): "
+    "the most compiling the truncated backbone could save a render step.",
+)
 def main(
     backbone: str,
     weights: str | None,
@@ -148,6 +157,7 @@ def main(
     threads: int | None,
     precision: str,
     channels_last: bool,
+    compile_network: bool,
 ) -> None:
     """Print the median step time of render() for each arm and its ratio to the bare forward+backward."""
     if threads:
@@ -173,16 +183,27 @@ def main(
     skip = 2
     seen_size = {arm: build_transforms(arm.split("/")[1]).output_size((size, size))[0] for arm in arms}
     times: dict[str, list[float]] = {arm: [] for arm in arms}
-    for side in sorted({size, *seen_size.values()}):
+    sides = sorted({size, *seen_size.values()})
+    for side in sides:
         times[f"bare@{side}"] = []
+    compiled, compile_seconds = None, 0.0
+    if compile_network:
+        compiled = torch.compile(bare_network, dynamic=False)
+        for side in sides:  # one graph per input size, compiled by its first forward and backward
+            start = time.perf_counter()
+            time_bare(compiled, batch, side, 1, 0, dev, precision)
+            compile_seconds += time.perf_counter() - start
+            times[f"compiled@{side}"] = []
     for _ in range(rounds):  # interleaved so drifts in machine load hit every arm alike
         for arm in arms:
             param_name, transforms_name = arm.split("/")
             times[arm] += time_render(
                 bb, objective, param_name, transforms_name, size, batch, steps + skip, skip, dev, precision
             )
-        for side in sorted({size, *seen_size.values()}):
+        for side in sides:
             times[f"bare@{side}"] += time_bare(bare_network, batch, side, steps + skip, skip, dev, precision)
+            if compiled is not None:
+                times[f"compiled@{side}"] += time_bare(compiled, batch, side, steps + skip, skip, dev, precision)
     bare = statistics.median(times[f"bare@{size}"])
     layout = " channels_last" if channels_last else ""
     print(
@@ -193,11 +214,14 @@ def main(
     print(f"{'arm':18s} {'net input':>9s} {'median ms':>10s} {'ratio':>7s} {'ratio@same input':>17s}")
     for name, values in times.items():
         median = statistics.median(values)
-        side = seen_size.get(name, int(name.split("@")[-1]) if name.startswith("bare@") else size)
+        side = seen_size.get(name, int(name.split("@")[-1]) if "@" in name else size)
         same = median / statistics.median(times[f"bare@{side}"])
         print(f"{name:18s} {side:9d} {median * 1000:10.1f} {median / bare:7.3f} {same:17.3f}")
     print("ratio: against the bare network at the rendered size; ratio@same input: against the bare network on")
     print("an input of the size the transforms hand it (the overhead of paramviz itself). Arms time render().")
+    if compiled is not None:
+        print(f"compiled@N: the bare network under torch.compile (compiling took {compile_seconds:.1f} s); its")
+        print("ratio@same input is its time over the eager bare network's: below 1 means compiling would save.")
 
 
 if __name__ == "__main__":
