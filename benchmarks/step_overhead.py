@@ -4,11 +4,12 @@ Bare cost: the same network truncated at the layer (cut by hand for known layout
 feature extractor; no paramviz code), forward of a leaf input batch plus backward to that input. paramviz step:
 ``render()`` itself (parameterization -> transform stack -> Backbone (hooks, early stop) -> objective ->
 backward -> Adam update -> step record), timed per step by a callback (CUDA synchronized around each step).
-Both are timed in the same process, interleaved in rounds, and the ratio of medians is printed, against the
-bare network at the rendered size and at the size the transforms hand the network (lucid's pad and crops make
-224 px into 236 px). ``--compile`` also times the bare network under ``torch.compile``: the most compiling the
-backbone could save. Targets (issue 10): <= 1.10 at the fed size at 224 px and <= 1.25 at 128 px (fourier +
-lucid), pixel + none <= 1.05.
+Blocks of render steps alternate with blocks of bare steps made right after them (so a drift in the machine's
+speed hits both alike), and the median of the per-block ratios is printed, with its interquartile range:
+against the bare network at the rendered size, and at the size the transforms hand the network (lucid's pad and
+crops make 224 px into 236 px). ``--compile`` also times the bare network under ``torch.compile``: the most
+compiling the backbone could save. Targets (issue 10): <= 1.10 at the fed size at 224 px and <= 1.25 at 128 px
+(fourier + lucid), pixel + none <= 1.05.
 
     python benchmarks/step_overhead.py --backbone efficientnet_lite0 --layer stage4 --size 224
     python benchmarks/step_overhead.py --backbone resnet50 --layer layer2 --size 128 --batch 4 --device cuda
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
+from collections.abc import Callable
 
 import click
 import torch
@@ -71,20 +73,38 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class StepTimer:
-    """A render callback that records each step's wall time (CUDA synchronized around each step)."""
+class PairedTimer:
+    """A render callback that times render steps in blocks, each block followed by as many steps of every floor.
 
-    def __init__(self, device: torch.device, skip: int) -> None:
-        self.device, self.skip = device, skip
-        self.times: list[float] = []
+    Blocks of render steps alternate with blocks of bare steps made right after them, so a drift in the
+    machine's speed (other load, clocks) hits both alike, while each side still runs back to back as it would
+    alone (a step-by-step alternation would make every render step start with the bare network's data in the
+    caches). CUDA is synchronized around every timed step; the ratio is taken per block.
+    """
+
+    def __init__(self, device: torch.device, skip: int, block: int, floors: dict[str, Callable[[], None]]) -> None:
+        self.device, self.skip, self.block, self.floors = device, skip, block, floors
+        self.render: list[float] = []  # one mean step time per block
+        self.bare: dict[str, list[float]] = {name: [] for name in floors}
+        self.pending: list[float] = []
         self.last: float | None = None
 
     def __call__(self, record: StepRecord) -> None:
         synchronize(self.device)
         now = time.perf_counter()
         if self.last is not None and record.step > self.skip:
-            self.times.append(now - self.last)
-        self.last = now
+            self.pending.append(now - self.last)
+        if len(self.pending) == self.block:
+            self.render.append(statistics.fmean(self.pending))
+            self.pending = []
+            for name, step in self.floors.items():
+                synchronize(self.device)
+                start = time.perf_counter()
+                for _ in range(self.block):
+                    step()
+                synchronize(self.device)
+                self.bare[name].append((time.perf_counter() - start) / self.block)
+        self.last = time.perf_counter()
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -96,28 +116,32 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
-def time_render(bb, objective, param_name, transforms_name, size, batch, steps, skip, device, precision) -> list[float]:
-    """Per-step times of ``render()`` itself (the first ``skip`` steps are warm-up)."""
+def time_render(bb, objective, arm, size, batch, steps, skip, block, device, precision, floors) -> PairedTimer:
+    """Block times of ``render()`` itself, each paired with a block of every floor (after ``skip`` steps)."""
+    param_name, transforms_name = arm.split("/")
     param = build_param(ParamSpec(param_name), (size, size), batch=batch, seed=0)
-    timer = StepTimer(device, skip)
+    timer = PairedTimer(device, skip, block, floors)
     synchronize(device)
     with autocast(device, precision):
         render(param, build_transforms(transforms_name), bb, objective, steps=steps, callbacks=[timer], device=device)
-    return timer.times
+    return timer
 
 
-def time_bare(network, batch, side, steps, skip, device, precision) -> list[float]:
+def bare_floor(network, batch: int, side: int, device: torch.device, precision: str) -> Callable[[], None]:
+    """One bare step (forward to the layer, backward to the input) on a fixed input of ``side`` px."""
     x = torch.rand(batch, 3, side, side, device=device, requires_grad=True)
-    times = []
-    for i in range(steps):
-        synchronize(device)
-        start = time.perf_counter()
+
+    def step() -> None:
         with autocast(device, precision):
             bare_step(network, x)
-        synchronize(device)
-        if i >= skip:
-            times.append(time.perf_counter() - start)
-    return times
+
+    return step
+
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """25th, 50th and 75th percentiles."""
+    q1, q2, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else (values[0],) * 3
+    return q1, q2, q3
 
 
 @click.command()
@@ -130,8 +154,9 @@ def time_bare(network, batch, side, steps, skip, device, precision) -> list[floa
 @click.option("--param", "params", multiple=True, help="Parameterization(s) (default: fourier and pixel).")
 @click.option("--transforms", "transforms_list", multiple=True, help="Transform stack(s) (default: lucid, none).")
 @click.option("--arm", "arms", multiple=True, help="Explicit param/transforms pairs, e.g. fourier/lucid.")
-@click.option("--steps", default=12, show_default=True, help="Timed steps per render call.")
-@click.option("--rounds", default=3, show_default=True, help="Render calls per arm, interleaved with the bare runs.")
+@click.option("--steps", default=16, show_default=True, help="Timed steps per render call.")
+@click.option("--block", default=4, show_default=True, help="Render steps per block (each paired with bare steps).")
+@click.option("--rounds", default=3, show_default=True, help="Render calls per arm (arms interleaved).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
 @click.option("--channels-last", is_flag=True, help="Backbone (and bare network) in channels_last memory format.")
@@ -153,6 +178,7 @@ def main(
     transforms_list: tuple[str, ...],
     arms: tuple[str, ...],
     steps: int,
+    block: int,
     rounds: int,
     threads: int | None,
     precision: str,
@@ -182,44 +208,51 @@ def main(
     objective = Channel(layer, 0)
     skip = 2
     seen_size = {arm: build_transforms(arm.split("/")[1]).output_size((size, size))[0] for arm in arms}
-    times: dict[str, list[float]] = {arm: [] for arm in arms}
     sides = sorted({size, *seen_size.values()})
-    for side in sides:
-        times[f"bare@{side}"] = []
-    compiled, compile_seconds = None, 0.0
+    floors = {f"bare@{side}": bare_floor(bare_network, batch, side, dev, precision) for side in sides}
+    compile_seconds = 0.0
     if compile_network:
         compiled = torch.compile(bare_network, dynamic=False)
         for side in sides:  # one graph per input size, compiled by its first forward and backward
+            floors[f"compiled@{side}"] = bare_floor(compiled, batch, side, dev, precision)
             start = time.perf_counter()
-            time_bare(compiled, batch, side, 1, 0, dev, precision)
+            floors[f"compiled@{side}"]()
+            synchronize(dev)
             compile_seconds += time.perf_counter() - start
-            times[f"compiled@{side}"] = []
-    for _ in range(rounds):  # interleaved so drifts in machine load hit every arm alike
+    for step in floors.values():  # warm-up
+        step()
+    render_times: dict[str, list[float]] = {arm: [] for arm in arms}
+    ratios: dict[str, dict[str, list[float]]] = {arm: {name: [] for name in floors} for arm in arms}
+    bare_times: dict[str, list[float]] = {name: [] for name in floors}
+    for _ in range(rounds):  # arms interleaved, and every render step paired with a step of each floor
         for arm in arms:
-            param_name, transforms_name = arm.split("/")
-            times[arm] += time_render(
-                bb, objective, param_name, transforms_name, size, batch, steps + skip, skip, dev, precision
-            )
-        for side in sides:
-            times[f"bare@{side}"] += time_bare(bare_network, batch, side, steps + skip, skip, dev, precision)
-            if compiled is not None:
-                times[f"compiled@{side}"] += time_bare(compiled, batch, side, steps + skip, skip, dev, precision)
-    bare = statistics.median(times[f"bare@{size}"])
+            timer = time_render(bb, objective, arm, size, batch, steps + skip, skip, block, dev, precision, floors)
+            render_times[arm] += timer.render
+            for name, values in timer.bare.items():
+                bare_times[name] += values
+                ratios[arm][name] += [r / b for r, b in zip(timer.render, values, strict=True)]
     layout = " channels_last" if channels_last else ""
     print(
         f"backbone={backbone} ({weights}) layer={layer} ({path}) size={size} batch={batch} device={dev} "
         f"{precision}{layout} "
         f"steps={rounds}x{steps} threads={torch.get_num_threads()} torch={torch.__version__}"
     )
-    print(f"{'arm':18s} {'net input':>9s} {'median ms':>10s} {'ratio':>7s} {'ratio@same input':>17s}")
-    for name, values in times.items():
+    print(f"{'arm':18s} {'net input':>9s} {'median ms':>10s} {'ratio':>7s} {'ratio@same input':>17s} {'IQR':>13s}")
+    for arm in arms:
+        side = seen_size[arm]
+        nominal = statistics.median(ratios[arm][f"bare@{size}"])
+        q1, same, q3 = quartiles(ratios[arm][f"bare@{side}"])
+        median = statistics.median(render_times[arm])
+        print(f"{arm:18s} {side:9d} {median * 1000:10.1f} {nominal:7.3f} {same:17.3f} {q1:6.3f}-{q3:6.3f}")
+    eager = {side: statistics.median(bare_times[f"bare@{side}"]) for side in sides}
+    for name, values in bare_times.items():
+        side = int(name.split("@")[1])
         median = statistics.median(values)
-        side = seen_size.get(name, int(name.split("@")[-1]) if "@" in name else size)
-        same = median / statistics.median(times[f"bare@{side}"])
-        print(f"{name:18s} {side:9d} {median * 1000:10.1f} {median / bare:7.3f} {same:17.3f}")
-    print("ratio: against the bare network at the rendered size; ratio@same input: against the bare network on")
-    print("an input of the size the transforms hand it (the overhead of paramviz itself). Arms time render().")
-    if compiled is not None:
+        print(f"{name:18s} {side:9d} {median * 1000:10.1f} {median / eager[size]:7.3f} {median / eager[side]:17.3f}")
+    print(f"ratio: per block of {block} steps, render() over the bare network at the rendered size right after it")
+    print("(median); ratio@same input: over the bare network on an input of the size the transforms hand it,")
+    print("the overhead of paramviz itself (median and interquartile range over the blocks).")
+    if compile_network:
         print(f"compiled@N: the bare network under torch.compile (compiling took {compile_seconds:.1f} s); its")
         print("ratio@same input is its time over the eager bare network's: below 1 means compiling would save.")
 
