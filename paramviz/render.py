@@ -23,6 +23,7 @@ from torch import nn
 from paramviz.config import check_seed
 from paramviz.device import move_ahead, resolve_device
 from paramviz.errors import ConfigError, NonFiniteLossError, RenderInterrupted
+from paramviz.host_memory import keep_freed_memory
 from paramviz.limits import check_lr
 from paramviz.objectives.base import Objective, RenderContext, total_weight_is_zero
 from paramviz.objectives.penalties import ALPHA_KEY, IMAGE_KEYS, INPUT_KEY  # image keys, for penalties
@@ -231,6 +232,7 @@ def render(
         )
 
     device = resolve_device(device)
+    keep_freed_memory()  # steps reuse their blocks instead of page-faulting them in again (host_memory)
     param.to(device)
     transforms.to(device)
     backbone.to(device)

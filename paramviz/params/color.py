@@ -66,7 +66,7 @@ def decorrelate_colors(t: torch.Tensor) -> torch.Tensor:
         t: Tensor of shape (..., 3, H, W).
     """
     _check_channels(t)
-    return torch.einsum("ij,...jhw->...ihw", _constant("matrix", t.device, t.dtype), t)
+    return _mix_channels(_constant("matrix", t.device, t.dtype), t)
 
 
 def correlate_colors(rgb: torch.Tensor) -> torch.Tensor:
@@ -76,7 +76,15 @@ def correlate_colors(rgb: torch.Tensor) -> torch.Tensor:
         rgb: Tensor of shape (..., 3, H, W).
     """
     _check_channels(rgb)
-    return torch.einsum("ij,...jhw->...ihw", _constant("inverse", rgb.device, rgb.dtype), rgb)
+    return _mix_channels(_constant("inverse", rgb.device, rgb.dtype), rgb)
+
+
+def _mix_channels(matrix: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``out[..., i, y, x] = sum_j matrix[i, j] * t[..., j, y, x]``, as one matrix product over the pixels.
+
+    Einsum's permutes and copies cost about twice as much at 224 px, forward and backward.
+    """
+    return (matrix @ t.flatten(-2)).view(t.shape)
 
 
 class _ClampToUnit(torch.autograd.Function):

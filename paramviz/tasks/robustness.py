@@ -29,6 +29,7 @@ from paramviz.backbones import Backbone
 from paramviz.config import ConfigBase, check_seed
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, ImageError
+from paramviz.host_memory import keep_freed_memory
 from paramviz.io import (
     SAMPLE_IMAGES,
     SAMPLE_PREFIX,
@@ -314,6 +315,7 @@ def compute_robustness(
     start = time.perf_counter()
     settings = config.pgd_settings()
     device = resolve_device(config.device)
+    keep_freed_memory()  # PGD steps reuse their blocks instead of page-faulting them in again (host_memory)
     layer_map = resolve_layers(config.layers, config.backbones, config.weights)
     for label, layers in layer_map.items():
         if not layers:

@@ -144,6 +144,31 @@ def _reflect_index(idx: torch.Tensor, n: int) -> torch.Tensor:
     return torch.where(m >= n, period - m, m)
 
 
+class _Crops(torch.autograd.Function):
+    """Per-image crops ``out[i] = x[i, :, dy : dy + h, dx : dx + w]`` at host-side offsets, in O(batch) work.
+
+    Slicing each image and concatenating costs, in the backward pass, one zero-filled gradient of the whole
+    batch per image (autograd's slice backward), summed: O(batch²). Here the backward writes each image's
+    gradient into one zero-filled tensor.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, offsets: list[list[int]], h: int, w: int) -> torch.Tensor:
+        ctx.offsets, ctx.shape = offsets, x.shape
+        out = x.new_empty((x.shape[0], x.shape[1], h, w))
+        for i, (dy, dx) in enumerate(offsets):
+            out[i].copy_(x[i, :, dy : dy + h, dx : dx + w])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
+        h, w = grad.shape[-2:]
+        grad_x = grad.new_zeros(ctx.shape)
+        for i, (dy, dx) in enumerate(ctx.offsets):
+            grad_x[i, :, dy : dy + h, dx : dx + w].copy_(grad[i])
+        return grad_x, None, None, None
+
+
 def _gather(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """Per-image pixel gather: ``out[b, :, i, j] = x[b, :, rows[b, i], cols[b, j]]``."""
     b = torch.arange(x.shape[0], device=x.device)[:, None, None]
@@ -291,10 +316,8 @@ class Jitter(Transform):
             # out[i] = x[i - dy]: the content moves by +dy.
             rows = _reflect_index(torch.arange(h, device=x.device)[None] - move[:, :1], h)
             cols = _reflect_index(torch.arange(w, device=x.device)[None] - move[:, 1:], w)
-        else:  # a crop stays inside the image: plain slices per image (far cheaper than a gather)
-            offsets = params[key].tolist()
-            crops = [x[i : i + 1, :, dy : dy + out_h, dx : dx + out_w] for i, (dy, dx) in enumerate(offsets)]
-            return torch.cat(crops) if len(crops) > 1 else crops[0]
+        else:  # a crop stays inside the image: plain copies per image (far cheaper than a gather)
+            return _Crops.apply(x, params[key].tolist(), out_h, out_w)
         return _gather(x, rows, cols)
 
 

@@ -59,6 +59,19 @@ def test_jitter_crop_is_lucids_random_crop(d):
         Jitter(5, "crop").sample((1, 3, 5, 8))
 
 
+def test_jitter_crop_gradient_is_that_of_slicing_each_image():
+    x = torch.rand(3, 2, 9, 11, dtype=torch.float64, requires_grad=True)
+    offsets = torch.tensor([[0, 3], [2, 0], [3, 1]])
+    out = Jitter(3, "crop").apply(x, {"offset": offsets})
+    reference = torch.cat([x[i : i + 1, :, dy : dy + 6, dx : dx + 8] for i, (dy, dx) in enumerate(offsets.tolist())])
+    assert torch.equal(out, reference)
+    weights = torch.rand_like(out)
+    (grad,) = torch.autograd.grad((out * weights).sum(), x)
+    (expected,) = torch.autograd.grad((reference * weights).sum(), x)
+    assert torch.equal(grad, expected)
+    assert torch.autograd.gradcheck(lambda t: Jitter(3, "crop").apply(t, {"offset": offsets}), (x,))
+
+
 def test_pad_modes():
     x = torch.rand(2, 3, 5, 6)
     const = Pad(3).apply(x, {})
