@@ -40,7 +40,7 @@ for backbone in "efficientnet_lite0 stage4" "resnet50 layer4"; do
   done
 done
 $PY benchmarks/step_overhead.py --device cuda --backbone efficientnet_lite0 --layer stage4 --size 224 --batch 16 \
-  --steps 20 --rounds 2 --arm fourier/lucid --compile 2>&1 \
+  --steps 20 --rounds 2 --arm pixel/none --compile 2>&1 \
   | awk '/^compiled@[0-9]/ {print "efficientnet_lite0 16 fp32", $0} /compiling took/ {print}' | tee -a "$OUT/steps.txt"
 
 echo "== small sweep on cuda"
