@@ -19,8 +19,10 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD = 32 * 2**20
 #: Free memory at the top of the heap is handed back to the OS only beyond this.
 TRIM_THRESHOLD = 2**30
-#: Environment variables that mean the user tunes malloc already (then paramviz leaves it alone).
-USER_SETTINGS = ("PARAMVIZ_KEEP_FREED_MEMORY", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+#: Set to ``0`` to leave malloc as it is.
+OPT_OUT = "PARAMVIZ_KEEP_FREED_MEMORY"
+#: glibc's own environment settings: when one is set, the user tunes malloc already and paramviz leaves it alone.
+MALLOC_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 
 _applied: bool | None = None
 
@@ -40,7 +42,7 @@ def keep_freed_memory() -> bool:
     if _applied is not None:
         return _applied
     _applied = False
-    if os.environ.get("PARAMVIZ_KEEP_FREED_MEMORY", "1") == "0" or any(map(os.environ.get, USER_SETTINGS[1:])):
+    if os.environ.get(OPT_OUT) == "0" or any(os.environ.get(name) for name in MALLOC_SETTINGS):
         return False
     if not sys.platform.startswith("linux"):
         return False

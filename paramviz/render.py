@@ -326,8 +326,8 @@ class _DrawQueue:
 
     Each step gets a background for RGBA images (drawn first, as the step would) and a transform draw. They are
     made in chunks of at most :data:`DRAW_AHEAD_BYTES` (backgrounds and noise draws are image-sized) and moved
-    with :func:`~paramviz.device.move_ahead` (asynchronous on CUDA), so a step itself
-    copies nothing between host and device; the draws are exactly those step-by-step sampling would give.
+    with :func:`~paramviz.device.move_ahead` (asynchronous on CUDA), so a step itself copies nothing between host
+    and device; the draws are exactly those step-by-step sampling would give.
     """
 
     def __init__(
