@@ -255,7 +255,8 @@ def main(
         nominal = statistics.median(ratios[arm][f"bare@{size}"])
         q1, same, q3 = quartiles(ratios[arm][f"bare@{side}"])
         median = statistics.median(render_times[arm])
-        print(f"{arm:18s} {side:9d} {median * 1000:10.1f} {nominal:7.3f} {same:17.3f} {q1:6.3f}-{q3:6.3f}")
+        spread = f"{q1:.3f}-{q3:.3f}"
+        print(f"{arm:18s} {side:9d} {median * 1000:10.1f} {nominal:7.3f} {same:17.3f} {spread:>13s}")
     eager = {side: statistics.median(bare_times[f"bare@{side}"]) for side in sides}
     for name, values in bare_times.items():
         side = int(name.split("@")[1])
