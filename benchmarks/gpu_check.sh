@@ -24,27 +24,29 @@ $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA
 $PY -c "import torch; print('device:', torch.cuda.get_device_name(0), '| torch', torch.__version__)"
 
 echo "== CUDA tests"
-$PY -m pytest -q -rs -k "cuda" tests 2>&1 | tail -5 | tee "$OUT/cuda_tests.txt"
+$PY -m pytest -q -rs -k "cuda" tests > "$OUT/cuda_tests_full.txt" 2>&1
+grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/cuda_tests_full.txt" | tail -20 | tee "$OUT/cuda_tests.txt"
 
 echo "== step benchmark (ratio@same input = paramviz's own overhead)"
-: > "$OUT/steps.txt"
+: > "$OUT/steps.txt"; : > "$OUT/steps_full.txt"  # steps_full.txt: every run's whole output (errors too)
 for backbone in "efficientnet_lite0 stage4" "resnet50 layer4"; do
   set -- $backbone
   for batch in 1 16; do
     for precision in fp32 bf16; do
       $PY benchmarks/step_overhead.py --device cuda --backbone "$1" --layer "$2" --size 224 --batch "$batch" \
         --precision "$precision" --steps 20 --rounds 2 --arm fourier/lucid --arm pixel/none 2>&1 \
-        | awk -v b="$1" -v n="$batch" -v p="$precision" '/^(fourier|pixel|bare)/ {print b, n, p, $0}' \
+        | tee -a "$OUT/steps_full.txt" | awk -v b="$1" -v n="$batch" -v p="$precision" '/^(fourier|pixel|bare)/ {print b, n, p, $0}' \
         | tee -a "$OUT/steps.txt"
     done
   done
 done
 $PY benchmarks/step_overhead.py --device cuda --backbone efficientnet_lite0 --layer stage4 --size 224 --batch 16 \
   --steps 20 --rounds 2 --arm pixel/none --compile 2>&1 \
-  | awk '/^compiled@[0-9]/ {print "efficientnet_lite0 16 fp32", $0} /compiling took/ {print}' | tee -a "$OUT/steps.txt"
+  | tee -a "$OUT/steps_full.txt" | awk '/^compiled@[0-9]/ {print "efficientnet_lite0 16 fp32", $0} /compiling took/ {print}' | tee -a "$OUT/steps.txt"
 
 echo "== small sweep on cuda"
-SWEEP="$OUT/sweep.toml"
+WORK="$(mktemp -d)"  # the sweep's outputs stay on the machine: only the tables come back in $OUT
+SWEEP="$WORK/sweep.toml"
 cat > "$SWEEP" <<TOML
 task = "visualize"
 [base]
@@ -57,7 +59,7 @@ transforms = ["none", "lucid"]
 seed = [0, 1]
 TOML
 start=$(date +%s)
-$PY -m paramviz.cli sweep run "$SWEEP" --out "$OUT/sweep" --device cuda -q 2>&1 | tail -2 | tee "$OUT/sweep.txt"
+$PY -m paramviz.cli sweep run "$SWEEP" --out "$WORK/sweep" --device cuda -q 2>&1 | tail -2 | tee "$OUT/sweep.txt"
 echo "sweep wall: $(( $(date +%s) - start )) s" | tee -a "$OUT/sweep.txt"
 
 echo
