@@ -253,7 +253,6 @@ def render(
     rgb_shape = (shape[0], 3, *shape[2:])
     draws = _DrawQueue(transforms if stack_draws else None, rgb_shape, steps, generator, device, rgba)
     check_each_step = optimizer == "lbfgs"  # its line search reads the loss on the host anyway
-    watch = _NonFiniteWatch(device)
     log = _Log()
     snapshots: dict[int, torch.Tensor] = {}
     result = RenderResult(images={}, history=[], steps=steps)
@@ -286,7 +285,6 @@ def render(
                 return loss
 
             opt.step(closure)
-            watch.add(step, last["total"])
             log.add(last["total"], last["terms"])
             if step in keep:
                 with torch.no_grad():
@@ -295,8 +293,8 @@ def render(
             record = StepRecord(step, steps, last["total"], last["terms"], time.perf_counter() - start)
             for callback in callbacks:
                 callback(record)
-            if record.materialized:  # the values are on the host now: checking the flag costs no extra wait
-                watch.check(log)
+            if record.materialized:  # the device has caught up anyway: checking the new steps costs no extra wait
+                log.check()
     except KeyboardInterrupt:
         # Ctrl-C: keep the work done so far (the image after the last completed step) for the caller to save
         result.steps, result.interrupted = done, True
@@ -311,7 +309,7 @@ def render(
     finally:
         objective.attach(None)  # stop replaying this loop's transforms on reference images
     result.seconds = time.perf_counter() - start
-    watch.check(log)
+    log.check()
     log.fill(result)
     result.images = {k: v.cpu() for k, v in snapshots.items()}
     return result
@@ -370,6 +368,21 @@ class _Log:
     def __init__(self) -> None:
         self.totals: list[torch.Tensor] = []
         self.terms: dict[str, list[torch.Tensor]] = {}
+        self.checked = 0  # steps already checked for NaN/inf
+
+    def check(self) -> None:
+        """Raise :class:`NonFiniteLossError` for the first unchecked step whose loss was NaN or infinite.
+
+        One copy to the host; the steps themselves compute nothing for it.
+        """
+        if self.checked == len(self.totals):
+            return
+        start, self.checked = self.checked, len(self.totals)
+        bad = (~torch.isfinite(torch.stack(self.totals[start:])).all(1)).tolist()
+        if True in bad:
+            step = start + bad.index(True) + 1
+            terms = {name: values[step - 1] for name, values in self.terms.items()}
+            raise _non_finite(step, self.totals[step - 1], terms)
 
     def add(self, total: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
         self.totals.append(total.reshape(-1))
@@ -392,23 +405,6 @@ class _Log:
             values = terms_host[i]
             result.image_term_history[name] = [tuple(row) for row in values.tolist()]
             result.term_history[name] = values.mean(1).tolist()
-
-
-class _NonFiniteWatch:
-    """Remembers, on the device, the first step whose loss was NaN or infinite; :meth:`check` raises for it."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.first = torch.zeros((), dtype=torch.long, device=device)
-
-    def add(self, step: int, total: torch.Tensor) -> None:
-        bad = ~torch.isfinite(total).all()
-        self.first = torch.where(bad & (self.first == 0), step, self.first)
-
-    def check(self, log: _Log) -> None:
-        step = int(self.first)
-        if step:
-            terms = {name: values[step - 1] for name, values in log.terms.items()}
-            raise _non_finite(step, log.totals[step - 1], terms)
 
 
 def _non_finite(step: int, total: torch.Tensor, terms: dict[str, torch.Tensor]) -> NonFiniteLossError:
