@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from paramviz.errors import OutputExistsError
-from paramviz.io import read_manifest
+from paramviz.io import is_temporary_name, read_manifest
 from paramviz.sweep.runner import run_sweep, write_arm_files
 from paramviz.sweep.spec import expand, load_sweep
 
@@ -133,6 +133,11 @@ run_sweep({sweep!r}, {out!r}, max_batch=1, step_callbacks=[lambda r: time.sleep(
 """
 
 
+def finished_arms(out: Path) -> list[str]:
+    """The arms whose outputs were committed (an arm still being written sits in a temporary folder beside)."""
+    return sorted(p.parent.name for p in out.glob("arms/*/metrics.json") if not is_temporary_name(p.parent.name))
+
+
 def test_kill_9_mid_sweep_then_the_same_command_finishes_without_redoing(basic_sweep, tmp_path, tiny_registered):
     out = tmp_path / "out"
     script = tmp_path / "run.py"
@@ -140,13 +145,13 @@ def test_kill_9_mid_sweep_then_the_same_command_finishes_without_redoing(basic_s
     process = subprocess.Popen([sys.executable, str(script)], env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(list(out.glob("arms/*/metrics.json"))) < 1:
+        while time.monotonic() < deadline and len(finished_arms(out)) < 1:
             time.sleep(0.05)
             assert process.poll() is None, "the sweep ended before it could be killed"
         os.kill(process.pid, signal.SIGKILL)
     finally:
         process.wait()
-    finished = sorted(p.parent.name for p in out.glob("arms/*/metrics.json"))
+    finished = finished_arms(out)
     assert 1 <= len(finished) < 4
     before = snapshot(out)
     summary = run_sweep(basic_sweep, out, max_batch=1)
