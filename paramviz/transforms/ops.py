@@ -357,9 +357,16 @@ class AffineOp(Transform):
         return {self.key: values}
 
     def _values_spec(self) -> str:
-        if self.choices is not None:
-            return "|".join(fmt_number(c) for c in self.choices)
-        return f"{fmt_number(self.low)}-{fmt_number(self.high)}"
+        # stacks compare specs every step: the text is kept for as long as the values it was made from
+        values = (self.choices, self.low, self.high)
+        cached = self.__dict__.get("_values_text")
+        if cached is None or cached[0] != values:
+            if self.choices is not None:
+                text = "|".join(fmt_number(c) for c in self.choices)
+            else:
+                text = f"{fmt_number(self.low)}-{fmt_number(self.high)}"
+            self.__dict__["_values_text"] = cached = (values, text)
+        return cached[1]
 
     @classmethod
     def _parse_values(cls, text: str, token: str) -> tuple[tuple[float, ...] | None, float, float]:
@@ -400,16 +407,56 @@ def affine_about_centre(x: torch.Tensor, angle: torch.Tensor, scale: torch.Tenso
     _check_batch(angle.shape[0], x, op)
     dtype = x.dtype if x.is_floating_point() else torch.float32
     radians = angle.to(device=x.device, dtype=dtype) * (math.pi / 180)
-    inverse_scale = 1 / scale.to(device=x.device, dtype=dtype)
+    inverse_scale = scale.to(device=x.device, dtype=dtype).reciprocal()
     # The inverse of the warp (output -> input) in normalized coordinates, where the centre is the origin: a
     # rotation by -angle and a zoom by 1/scale, with the aspect ratio of the pixel grid taken into account.
     a = torch.cos(radians) * inverse_scale
     s = torch.sin(radians) * inverse_scale
     aspect = (w - 1) / (h - 1) if h > 1 and w > 1 else 1.0
-    zero = torch.zeros_like(a)
-    theta = torch.stack([torch.stack([a, -s / aspect, zero], 1), torch.stack([s * aspect, a, zero], 1)], 1)
-    grid = F.affine_grid(theta, [b, x.shape[1], h, w], align_corners=True)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
+    linear = torch.stack([a, -s / aspect, s * aspect, a], 1).view(b, 2, 2)  # affine_grid's theta[:, :, :2]
+    return _sample(x, _affine_grid(linear, h, w))
+
+
+def _affine_grid(linear: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``F.affine_grid(theta, align_corners=True)`` for ``theta = [linear | 0]`` (no translation), by broadcasting.
+
+    ``grid[b, i, j] = linear[b, :, 0] * x_j + linear[b, :, 1] * y_i`` (``x``, ``y`` from -1 to 1): one
+    image-sized add instead of affine_grid's product with a base grid it builds every call (3x faster at 240 px).
+    """
+    xs = torch.linspace(-1, 1, w, device=linear.device, dtype=linear.dtype) if w > 1 else linear.new_zeros(1)
+    ys = torch.linspace(-1, 1, h, device=linear.device, dtype=linear.dtype) if h > 1 else linear.new_zeros(1)
+    columns = linear[:, None, :, 0] * xs[None, :, None]  # (B, W, 2)
+    rows = linear[:, None, :, 1] * ys[None, :, None]  # (B, H, 2)
+    return columns[:, None] + rows[:, :, None]
+
+
+#: Bands of fewer output pixels cost more to split and join than their parallel sampling saves (2 CPU cores:
+#: the split is 0.06 ms slower at 64 px and 0.4 ms faster at 224 px, per step, forward and backward).
+_MIN_BAND_PIXELS = 5000
+
+
+def _sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Bilinear ``grid_sample`` with reflection padding (align_corners), using every CPU thread.
+
+    torch's CPU kernel runs in parallel over the images of the batch only, so a batch smaller than the
+    thread count leaves threads idle. Such a batch (of large enough images) is sampled as ``parts`` bands of
+    output rows, each band one entry of a larger batch over views of the same input: each output pixel is
+    computed exactly as before (the gradient of the input sums the bands' contributions in another order:
+    float rounding). On CUDA, and with enough images, it is one plain call.
+    """
+    b, c = x.shape[:2]
+    h, w = grid.shape[1:3]
+    parts = min(torch.get_num_threads() // b, h * w // _MIN_BAND_PIXELS) if x.device.type == "cpu" else 1
+    if parts < 2:
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
+    rows = -(-h // parts)
+    if rows * parts != h:  # the last band is padded with copies of the last row, sliced off below
+        grid = torch.cat([grid, grid[:, -1:].expand(b, rows * parts - h, w, 2)], 1)
+    bands = grid.view(b, parts, rows, w, 2).transpose(0, 1).reshape(parts * b, rows, w, 2)  # entry p * b + i
+    inputs = x.expand(parts, *x.shape[1:]) if b == 1 else x.repeat(parts, 1, 1, 1)
+    out = F.grid_sample(inputs, bands, mode="bilinear", padding_mode="reflection", align_corners=True)
+    out = out.view(parts, b, c, rows, w).permute(1, 2, 0, 3, 4).reshape(b, c, parts * rows, w)
+    return out[:, :, :h] if rows * parts != h else out
 
 
 class Scale(AffineOp):

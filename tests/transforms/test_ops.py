@@ -173,6 +173,35 @@ def test_the_affine_warp_equals_kornias():
         torch.testing.assert_close(affine_about_centre(x, angle, scale), expected, atol=2e-5, rtol=0)
 
 
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize(("h", "w"), [(160, 128), (151, 133)])
+def test_the_affine_warp_does_not_depend_on_the_thread_count(batch, h, w):
+    # On the CPU a small batch of large images is sampled in bands of rows, one per thread: every pixel and
+    # the input gradient must be those of one plain sampling (1 thread), for rows that split evenly and not
+    from paramviz.transforms.ops import affine_about_centre
+
+    torch.manual_seed(0)
+    x = torch.rand(batch, 3, h, w)
+    angle, scale = torch.tensor([10.0, -7.0])[:batch], torch.tensor([1.1, 0.9])[:batch]
+    weights = torch.rand(batch, 3, h, w)
+    threads = torch.get_num_threads()
+    results = {}
+    try:
+        for n in (1, 2, 3, 4, 8):
+            torch.set_num_threads(n)
+            leaf = x.clone().requires_grad_(True)
+            out = affine_about_centre(leaf, angle, scale)
+            (out * weights).sum().backward()
+            results[n] = out.detach(), leaf.grad
+    finally:
+        torch.set_num_threads(threads)
+    image, grad = results[1]
+    for n, (out, g) in results.items():
+        assert out.shape == (batch, 3, h, w)
+        assert torch.equal(out, image), n
+        torch.testing.assert_close(g, grad, atol=1e-5, rtol=1e-5)
+
+
 def test_blur_is_a_normalized_separable_gaussian():
     from paramviz.transforms import Blur
     from paramviz.transforms.ops import gaussian_blur
