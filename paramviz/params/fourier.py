@@ -91,8 +91,9 @@ class FourierParam(ImageParam):
         self.decay_power = check_decay_power(decay_power)
         self.sd = check_std(sd)
         dtype = torch.get_default_dtype()
-        # Derived from size and decay_power, so not saved in state_dict; still moved by .to().
-        scale = spectrum_scale(self.height, self.width, self.decay_power).to(dtype)
+        # Derived from size and decay_power, so not saved in state_dict; still moved by .to(). Lucid's division
+        # of the image by 4 is folded into it (one image-sized op less, forward and backward).
+        scale = (spectrum_scale(self.height, self.width, self.decay_power) / 4).to(dtype)
         if not torch.isfinite(scale).all():
             raise ConfigError(
                 f"decay_power {self.decay_power:g} overflows the Fourier scale at {self.height}x{self.width} "
@@ -103,12 +104,12 @@ class FourierParam(ImageParam):
         self.spectrum = nn.Parameter(randn(shape, self.sd, generator))
 
     def latent(self) -> torch.Tensor:
-        """``irfft2(scale * spectrum, s=(H, W), norm="ortho") / 4``, shape (B, C, H, W)."""
+        """``irfft2(spectrum_scale * spectrum, s=(H, W), norm="ortho") / 4``, shape (B, C, H, W)."""
         spectrum = torch.view_as_complex(self.spectrum)
-        return torch.fft.irfft2(self.scale * spectrum, s=(self.height, self.width), norm="ortho") / 4
+        return torch.fft.irfft2(self.scale * spectrum, s=(self.height, self.width), norm="ortho")
 
     def _load_latent(self, t: torch.Tensor) -> None:
-        spectrum = torch.fft.rfft2(t * 4, s=(self.height, self.width), norm="ortho") / self.scale
+        spectrum = torch.fft.rfft2(t, s=(self.height, self.width), norm="ortho") / self.scale
         self.spectrum.copy_(torch.view_as_real(spectrum))
 
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
@@ -117,7 +118,7 @@ class FourierParam(ImageParam):
         dtype = self.scale.dtype
         super()._apply(fn, recurse)
         if self.scale.dtype != dtype and self.scale.is_floating_point():
-            exact = spectrum_scale(self.height, self.width, self.decay_power)
+            exact = spectrum_scale(self.height, self.width, self.decay_power) / 4
             self.scale = exact.to(device=self.scale.device, dtype=self.scale.dtype)
         return self
 
