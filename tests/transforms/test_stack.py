@@ -56,6 +56,15 @@ def test_spec_round_trip(spec, canonical):
     assert [type(op) for op in again.ops] == [type(op) for op in stack.ops]
 
 
+def test_spec_follows_an_op_changed_after_it_was_read():
+    # the spec text of a value set is kept between steps; it must not outlive the values it was made from
+    stack = build_transforms("scale:0.9|1.1,rotate:5")
+    assert stack.spec == "scale:0.9|1.1,rotate:5"
+    stack.ops[0].choices, stack.ops[0].low, stack.ops[0].high = (0.8, 1.2), 0.8, 1.2
+    stack.ops[1].low, stack.ops[1].high = -3.0, 3.0
+    assert stack.spec == "scale:0.8|1.2,rotate:3"
+
+
 @pytest.mark.parametrize(
     "spec, token",
     [
