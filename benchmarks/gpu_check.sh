@@ -2,7 +2,9 @@
 # The GPU checks of issue 10, as one script for a CUDA machine (< 8 minutes on one GPU):
 #   1. the CUDA tests (the sync-debug test of the render loop among them; they are skipped without a GPU),
 #   2. the step benchmark: EfficientNet-Lite0 and a random ResNet-50, 224 px, batch 1 and 16, fp32 and bf16,
-#      and (--compile) the bare Lite0 under torch.compile at batch 16,
+#      contiguous weights (what memory_format "auto" gives on CUDA) and, at batch 16, channels-last (the median ms
+#      of the two rows decides whether auto should pick channels-last on CUDA too), and (--compile) the bare
+#      Lite0 under torch.compile at batch 16,
 #   3. a small sweep with --device cuda,
 # and prints one table at the end. Run from the repository root: bash benchmarks/gpu_check.sh
 # Packages the machine lacks travel as wheels in .whl/ (made here by benchmarks/gpu_wheels.sh); paramviz itself
@@ -31,13 +33,14 @@ echo "== step benchmark (ratio@same input = paramviz's own overhead)"
 : > "$OUT/steps.txt"; : > "$OUT/steps_full.txt"  # steps_full.txt: every run's whole output (errors too)
 for backbone in "efficientnet_lite0 stage4" "resnet50 layer4"; do
   set -- $backbone
-  for batch in 1 16; do
-    for precision in fp32 bf16; do
-      $PY benchmarks/step_overhead.py --device cuda --backbone "$1" --layer "$2" --size 224 --batch "$batch" \
-        --precision "$precision" --steps 20 --rounds 2 --arm fourier/lucid --arm pixel/none 2>&1 \
-        | tee -a "$OUT/steps_full.txt" | awk -v b="$1" -v n="$batch" -v p="$precision" '/^(fourier|pixel|bare)/ {print b, n, p, $0}' \
-        | tee -a "$OUT/steps.txt"
-    done
+  for run in "1 fp32 contiguous" "1 bf16 contiguous" "16 fp32 contiguous" "16 bf16 contiguous" \
+    "16 fp32 channels_last" "16 bf16 channels_last"; do
+    read -r batch precision layout <<< "$run"
+    $PY benchmarks/step_overhead.py --device cuda --backbone "$1" --layer "$2" --size 224 --batch "$batch" \
+      --precision "$precision" --memory-format "$layout" --steps 20 --rounds 2 --arm fourier/lucid --arm pixel/none 2>&1 \
+      | tee -a "$OUT/steps_full.txt" \
+      | awk -v b="$1" -v n="$batch" -v p="$precision/$layout" '/^(fourier|pixel|bare)/ {print b, n, p, $0}' \
+      | tee -a "$OUT/steps.txt"
   done
 done
 $PY benchmarks/step_overhead.py --device cuda --backbone efficientnet_lite0 --layer stage4 --size 224 --batch 16 \
@@ -64,6 +67,6 @@ echo "sweep wall: $(( $(date +%s) - start )) s" | tee -a "$OUT/sweep.txt"
 
 echo
 echo "== summary"
-echo "backbone batch precision arm net_input median_ms ratio ratio@same_input IQR(ratio@same_input)"
+echo "backbone batch precision/layout arm net_input median_ms ratio ratio@same_input IQR(ratio@same_input)"
 cat "$OUT/steps.txt"
 cat "$OUT/cuda_tests.txt" "$OUT/sweep.txt"

@@ -28,6 +28,7 @@ import torch
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from paramviz.backbones import build_backbone
+from paramviz.backbones.base import DEFAULT_MEMORY_FORMAT, MEMORY_FORMATS
 from paramviz.device import resolve_device
 from paramviz.host_memory import keep_freed_memory
 from paramviz.objectives import Channel
@@ -161,7 +162,13 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
 @click.option("--rounds", default=3, show_default=True, help="Render calls per arm (arms interleaved).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
-@click.option("--channels-last", is_flag=True, help="Backbone (and bare network) in channels_last memory format.")
+@click.option(
+    "--memory-format",
+    type=click.Choice(MEMORY_FORMATS),
+    default=DEFAULT_MEMORY_FORMAT,
+    show_default=True,
+    help="Layout of the backbone's weights (Backbone.memory_format); the bare network shares them.",
+)
 @click.option(
     "--return-memory",
     is_flag=True,
@@ -190,7 +197,7 @@ def main(
     rounds: int,
     threads: int | None,
     precision: str,
-    channels_last: bool,
+    memory_format: str,
     return_memory: bool,
     compile_network: bool,
 ) -> None:
@@ -204,11 +211,10 @@ def main(
     torch.manual_seed(0)
     weights = weights or ("pretrained" if backbone.startswith("efficientnet_lite") else "random")
     bb = build_backbone(backbone, weights).to(dev)
+    bb.memory_format = memory_format
+    channels_last = bb.arrange(dev)  # before render() would: the bare network is cut from the same modules
     path = bb.resolve(layer)
     bare_network = truncated_network(bb.model, path).eval().to(dev)
-    if channels_last:
-        bb.to(memory_format=torch.channels_last)
-        bare_network.to(memory_format=torch.channels_last)
     with torch.no_grad():  # the cut must compute exactly the layer paramviz returns
         probe = torch.rand(1, 3, size, size, device=dev)
         if not torch.allclose(bare_network(bb.normalize(probe)), bb(probe, [layer])[layer], atol=1e-4):
@@ -243,7 +249,7 @@ def main(
             for name, values in timer.bare.items():
                 bare_times[name] += values
                 ratios[arm][name] += [r / b for r, b in zip(timer.render, values, strict=True)]
-    layout = " channels_last" if channels_last else ""
+    layout = f" {memory_format}: {'channels_last' if channels_last else 'contiguous'}"
     print(
         f"backbone={backbone} ({weights}) layer={layer} ({path}) size={size} batch={batch} device={dev} "
         f"{precision}{layout} freed memory {'kept' if kept else 'returned'} "

@@ -88,6 +88,23 @@ def test_same_seed_same_result_with_random_transforms(tiny_backbone):
     assert not torch.equal(run(1), run(2))
 
 
+@pytest.mark.parametrize("param", ["fourier", "pixel"])
+def test_the_backbones_memory_format_gives_the_same_images_within_tolerance(tiny_backbone, param):
+    # channels-last weights (the CPU default) change only how convolutions round
+    from paramviz.params import ParamSpec, build_param
+    from paramviz.transforms import build_transforms
+
+    def run(memory_format):
+        tiny_backbone.memory_format = memory_format
+        image = build_param(ParamSpec(param), (48, 48), seed=0)
+        return render(image, build_transforms("lucid"), tiny_backbone, MeanOf("conv3"), steps=12, seed=0).image
+
+    contiguous, channels_last = run("contiguous"), run("channels_last")
+    assert tiny_backbone.model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(channels_last, contiguous, rtol=0, atol=1e-4)
+    assert torch.equal(run("auto"), channels_last)
+
+
 def test_objective_reading_input_gets_the_transformed_image(tiny_backbone):
     seen = {}
 

@@ -210,3 +210,74 @@ def test_a_network_that_cannot_run_on_meta_skips_the_probe():
 
     with pytest.raises(ConfigError, match="never runs"):  # ... so the forward reports it cleanly
         backbone(torch.rand(1, 3, 8, 8), ["block.drop_path"])
+
+
+class FlatNet(nn.Module):
+    """A network that flattens a feature map with ``view``: it cannot run channels-last."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.head = nn.Linear(4 * 8 * 8, 2)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        x = self.stem(x)
+        return self.head(x.view(x.shape[0], -1))
+
+
+def _channels_last(backbone: Backbone) -> bool:
+    return backbone.model.stem.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("memory_format", ["auto", "channels_last", "contiguous"])
+def test_memory_format_lays_out_the_weights_and_keeps_the_activations(user_backbone, memory_format) -> None:
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 12, 12, requires_grad=True)
+    expected = user_backbone(x, ["body.1"])["body.1"]  # auto: channels-last on the CPU
+    assert _channels_last(user_backbone)
+    (grad,) = torch.autograd.grad(expected.square().sum(), x)
+    user_backbone.memory_format = memory_format
+    got = user_backbone(x, ["body.1"])["body.1"]
+    assert _channels_last(user_backbone) == (memory_format != "contiguous")
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(torch.autograd.grad(got.square().sum(), x)[0], grad, rtol=1e-5, atol=1e-6)
+    assert user_backbone.arrange("cpu") == (memory_format != "contiguous")
+
+
+def test_auto_runs_a_network_that_cannot_be_channels_last_as_built_from_then_on() -> None:
+    torch.manual_seed(0)
+    net = FlatNet()
+    backbone = Backbone(net, name="flat")
+    x = torch.rand(1, 3, 8, 8)
+    expected = Backbone(net, name="flat", memory_format="contiguous")(x, ["head"])["head"]
+    net.calls = 0
+    torch.testing.assert_close(backbone(x, ["head"])["head"], expected)
+    assert not _channels_last(backbone) and net.calls == 2  # one failed channels-last run, then as built
+    backbone(x, ["head"])
+    assert net.calls == 3 and not backbone.arrange("cpu")
+
+
+def test_forced_channels_last_on_such_a_network_is_a_clear_error() -> None:
+    from paramviz.errors import ConfigError
+
+    backbone = Backbone(FlatNet(), name="flat", memory_format="channels_last")
+    with pytest.raises(ConfigError, match="'flat' failed to run with channels-last weights .*'contiguous'"):
+        backbone(torch.rand(1, 3, 8, 8), ["head"])
+
+
+def test_unknown_memory_format_is_refused() -> None:
+    from paramviz.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="one of auto, channels_last, contiguous, got 'nhwc'"):
+        Backbone(UserNet(), memory_format="nhwc")
+
+
+def test_torchvision_shufflenet_runs_under_auto() -> None:
+    torch.manual_seed(0)
+    backbone = build_backbone("salman_shufflenet_v2_x1_0_l2_eps0", "random")
+    x = torch.rand(1, 3, 64, 64)
+    got = backbone(x, ["logits"])["logits"]
+    backbone.memory_format = "contiguous"
+    torch.testing.assert_close(got, backbone(x, ["logits"])["logits"], rtol=1e-4, atol=1e-4)

@@ -62,7 +62,8 @@ def test_logits_equal_a_manual_timm_forward_with_the_file_mapped_by_position(lit
     with torch.no_grad():
         expected = model((x - 0.5) / 0.5)
         got = lite(x, ["logits"])["logits"]
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    # channels-last convolutions (the CPU default, Backbone.memory_format) round differently: 1e-4, not 1e-5
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_local_copy_of_the_lukemelas_file_loads(lite, tmp_path) -> None:
