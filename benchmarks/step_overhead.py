@@ -8,7 +8,9 @@ Blocks of render steps alternate with blocks of bare steps made right after them
 speed hits both alike), and the median of the per-block ratios is printed, with its interquartile range:
 against the bare network at the rendered size, and at the size the transforms hand the network (lucid's pad and
 crops make 224 px into 236 px). ``--compile`` also times the bare network under ``torch.compile``: the most
-compiling the backbone could save. Targets (issue 10): <= 1.10 at the fed size at 224 px and <= 1.25 at 128 px
+compiling the backbone could save. The backbone's weights are laid out as ``--memory-format`` says (default
+``auto``, what ``render()`` does: channels-last on the CPU), and the bare network, cut from the same modules,
+shares them. Targets (issue 10): <= 1.10 at the fed size at 224 px and <= 1.25 at 128 px
 (fourier + lucid), pixel + none <= 1.05.
 
     python benchmarks/step_overhead.py --backbone efficientnet_lite0 --layer stage4 --size 224
