@@ -30,7 +30,7 @@ import torch
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from paramviz.backbones import build_backbone
-from paramviz.backbones.base import DEFAULT_MEMORY_FORMAT, MEMORY_FORMATS
+from paramviz.backbones.memory_format import DEFAULT_MEMORY_FORMAT, MEMORY_FORMATS
 from paramviz.device import resolve_device
 from paramviz.host_memory import keep_freed_memory
 from paramviz.objectives import Channel

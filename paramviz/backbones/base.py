@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from paramviz.backbones.layout import FeatureLayout, last_dim_modules, to_nchw
+from paramviz.backbones.memory_format import DEFAULT_MEMORY_FORMAT, check_memory_format
 from paramviz.errors import ConfigError, ImageError, UnknownNameError
 
 LAYERS_HINT = "run `paramviz layers {name}` to list its layers"
@@ -23,23 +24,6 @@ _SIZE_ASSERTS = ("Input height", "Input width", "Input image height", "Input ima
 
 #: Input side of the probe forward when a backbone does not know its native input size.
 PROBE_SIZE = 224
-
-#: How a backbone lays out its 4-D weights in memory, and so its convolutions' activations:
-#: ``auto`` is channels-last on the CPU (measured 8-21% faster per render step there, Lite0 and ResNet-50, batch
-#: 1 and 4, 128 and 224 px) and as built elsewhere (not measured on a GPU yet); ``channels_last`` and
-#: ``contiguous`` force one layout on every device.
-MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
-DEFAULT_MEMORY_FORMAT = "auto"
-
-
-def check_memory_format(value: str) -> str:
-    """Validate a memory format name (one of :data:`MEMORY_FORMATS`)."""
-    if value not in MEMORY_FORMATS:
-        raise ConfigError(
-            f"memory format must be one of {', '.join(MEMORY_FORMATS)}, got {value!r}; "
-            f"{DEFAULT_MEMORY_FORMAT!r} picks the faster layout per device"
-        )
-    return value
 
 
 class _StopForward(Exception):
@@ -93,9 +77,9 @@ class Backbone(nn.Module):
         layout: What the model says about its token and channels-last layers (timm models:
             :func:`~paramviz.backbones.layout.timm_layout`); ``nn.Linear``/``nn.LayerNorm`` outputs are
             channels-last in any case.
-        memory_format: Layout of the weights in memory (:data:`MEMORY_FORMATS`), applied by :meth:`arrange`
-            when the network first runs on a device. With ``auto``, a network that cannot run channels-last (a
-            ``view`` of an activation, as ShuffleNet's channel shuffle) is run as built instead.
+        memory_format: Layout of the weights in memory (:mod:`paramviz.backbones.memory_format`), applied by
+            :meth:`arrange` when the network first runs on a device. With ``auto``, a network that cannot run
+            channels-last (a ``view`` of a feature map) is run as built instead.
     """
 
     def __init__(

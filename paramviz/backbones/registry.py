@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from paramviz.backbones.memory_format import DEFAULT_MEMORY_FORMAT, MEMORY_FORMAT_OPTION, check_memory_format
 from paramviz.errors import ConfigError, SpecError, WeightsError, close_matches
 from paramviz.registry import Registry
 
@@ -127,7 +128,12 @@ def check_weights_arg(weights: str | os.PathLike[str]) -> str:
 
 
 def build_backbone(
-    name: str, weights: str | os.PathLike[str] = "pretrained", *, trust_checkpoint: bool = False, **options: Any
+    name: str,
+    weights: str | os.PathLike[str] = "pretrained",
+    *,
+    trust_checkpoint: bool = False,
+    memory_format: str = DEFAULT_MEMORY_FORMAT,
+    **options: Any,
 ) -> Backbone:
     """Build a registered backbone (or ``timm:<model>``) with the requested weights.
 
@@ -137,6 +143,8 @@ def build_backbone(
             local ``.pt/.pth/.bin`` (loaded with ``weights_only=True``) or ``.safetensors`` file.
         trust_checkpoint: Allow full unpickling of a local ``.pt`` file that needs it (runs arbitrary code:
             only for files from a trusted source).
+        memory_format: Layout of the weights (``Backbone.memory_format``; every backbone takes it): ``auto``
+            (channels-last on the CPU), ``channels_last`` or ``contiguous``.
         **options: Backbone-specific options, e.g. ``pool="avg"`` for VGG.
 
     Raises:
@@ -144,22 +152,26 @@ def build_backbone(
         ConfigError: An option the backbone does not take.
         WeightsError: Weights that are missing, unreadable or do not fit the architecture.
     """
+    check_memory_format(memory_format)
     if name.startswith(TIMM_PREFIX):
         from paramviz.backbones.catalog import build_timm
 
-        return build_timm(
+        backbone = build_timm(
             name[len(TIMM_PREFIX) :], check_weights_arg(weights), trust_checkpoint=trust_checkpoint, **options
         )
-    entry = BACKBONES.get(name)
-    _check_options(entry, options)
-    return entry.factory(check_weights_arg(weights), trust_checkpoint=trust_checkpoint, **options)
+    else:
+        entry = BACKBONES.get(name)
+        _check_options(entry, options)
+        backbone = entry.factory(check_weights_arg(weights), trust_checkpoint=trust_checkpoint, **options)
+    backbone.memory_format = memory_format
+    return backbone
 
 
 def _check_options(entry: BackboneEntry, options: dict[str, Any]) -> None:
     params = inspect.signature(entry.factory).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
-    known = list(entry.options())
+    known = [*entry.options(), MEMORY_FORMAT_OPTION]
     for key in options:
         if key not in known:
             near = close_matches(key, known)

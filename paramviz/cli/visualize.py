@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from paramviz.backbones.memory_format import DEFAULT_MEMORY_FORMAT, MEMORY_FORMAT_OPTION, MEMORY_FORMATS
 from paramviz.cli.group import main
 from paramviz.cli.options import (
     IMAGE_SIZE,
@@ -67,7 +68,9 @@ def _export_size(_ctx: click.Context, _param: click.Parameter, value: ImageSize 
     "backbone_options",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Backbone option, repeatable, e.g. pool=avg for vgg16/vgg19 (options: `paramviz models`).",
+    help="Backbone option, repeatable, e.g. pool=avg for vgg16/vgg19 (options: `paramviz models`); any backbone "
+    f"takes {MEMORY_FORMAT_OPTION}={'|'.join(MEMORY_FORMATS)} (default {DEFAULT_MEMORY_FORMAT}: channels-last "
+    "weights on the CPU).",
 )
 @weights_options(D.weights)
 @click.option(

@@ -82,6 +82,21 @@ def test_register_backbone_decorator(scratch_registry) -> None:
         register_backbone("timm:mine")
 
 
+def test_every_backbone_takes_the_memory_format_option(scratch_registry) -> None:
+    @register_backbone("tiny_layout_net")
+    def tiny(weights: str = "pretrained", *, trust_checkpoint: bool = False) -> Backbone:
+        """A tiny test network without options of its own."""
+        return Backbone(nn.Sequential(nn.Conv2d(3, 2, 1)), name="tiny_layout_net")
+
+    assert build_backbone("tiny_layout_net", "random").memory_format == "auto"
+    assert build_backbone("tiny_layout_net", "random", memory_format="contiguous").memory_format == "contiguous"
+    with pytest.raises(ConfigError, match="one of auto, channels_last, contiguous, got 'nhwc'"):
+        build_backbone("tiny_layout_net", "random", memory_format="nhwc")
+    with pytest.raises(ConfigError, match="did you mean 'memory_format'"):
+        build_backbone("tiny_layout_net", "random", memory_fromat="auto")
+    assert "memory_format=auto|channels_last|contiguous" in format_backbone_table()
+
+
 def test_weights_argument_type_is_checked() -> None:
     with pytest.raises(ConfigError, match="weights must be"):
         build_backbone("resnet18", 3)  # type: ignore[arg-type]

@@ -71,6 +71,7 @@ def test_visualize_writes_outputs_and_refuses_overwrite(tmp_path):
         (["-O", "stage3:1", "--backbone", "efficientnet_lit0"], "efficientnet_lite0"),
         (["-O", "stage3:1", "--transforms", "pad:x"], "pad:x"),
         ([], "no objective given"),
+        (["-O", "stage3:1", "--backbone-option", "memory_format=nhwc"], "one of auto, channels_last, contiguous"),
     ],
 )
 def test_bad_input_gives_clear_error_and_writes_nothing(tmp_path, args, needle):
