@@ -1,9 +1,10 @@
 """How a backbone lays out its 4-D weights in memory (and so its convolutions' activations); no torch import.
 
 ``auto`` is channels-last on the CPU, where render steps measured 8-21% faster on EfficientNet-Lite0 and
-ResNet-50 (batch 1 and 4, 128 and 224 px) and the same within 2% on VGG-19, ResNet-18, GoogLeNet and AlexNet,
-and the layout as built elsewhere (not measured on a GPU yet); ``channels_last`` and ``contiguous`` force one
-layout on every device. :meth:`paramviz.backbones.base.Backbone.arrange` applies it.
+ResNet-50 (batch 1 and 4, 128 and 224 px) and the same within 2% on VGG-19, ResNet-18, GoogLeNet, AlexNet,
+ConvNeXt-T and ViT-Ti/16 (timm), and the layout as built elsewhere (not measured on a GPU yet);
+``channels_last`` and ``contiguous`` force one layout on every device.
+:meth:`paramviz.backbones.base.Backbone.arrange` applies it.
 """
 
 from __future__ import annotations
