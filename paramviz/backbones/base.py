@@ -98,8 +98,18 @@ class Backbone(nn.Module):
         super().__init__()
         self.model = model
         self.memory_format = check_memory_format(memory_format)
-        self._weights_channels_last = False  # the layout the weights are in now (as built: contiguous)
         self._channels_last_fails = False  # auto: the network failed to run channels-last once
+        # a weight whose two layouts differ in memory tells which one the weights are in now (they may be
+        # shared with another wrapper, or converted by the user): (module, parameter name), or None
+        self._layout_witness = next(
+            (
+                (module, name)
+                for module in model.modules()
+                for name, w in module.named_parameters(recurse=False)
+                if w.dim() == 4 and w.shape[1] > 1 and w.shape[2] * w.shape[3] > 1
+            ),
+            None,
+        )
         self.name = name
         self.input_size = input_size
         self.weights_source = weights_source
@@ -254,9 +264,13 @@ class Backbone(nn.Module):
             want = device.type == "cpu" and not self._channels_last_fails
         else:
             want = self.memory_format == "channels_last"
-        if want != self._weights_channels_last:
-            self.model.to(memory_format=torch.channels_last if want else torch.contiguous_format)
-            self._weights_channels_last = want
+        if self._layout_witness is None:  # no weight whose layout matters (no spatial convolution)
+            return False
+        module, name = self._layout_witness
+        weight = getattr(module, name)
+        if weight.is_contiguous(memory_format=torch.channels_last if want else torch.contiguous_format):
+            return want
+        self.model.to(memory_format=torch.channels_last if want else torch.contiguous_format)
         return want
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:

@@ -281,3 +281,19 @@ def test_torchvision_shufflenet_runs_under_auto() -> None:
     got = backbone(x, ["logits"])["logits"]
     backbone.memory_format = "contiguous"
     torch.testing.assert_close(got, backbone(x, ["logits"])["logits"], rtol=1e-4, atol=1e-4)
+
+
+def test_the_layout_is_read_from_the_weights_so_wrappers_can_share_a_network(user_backbone) -> None:
+    # two wrappers around one module, and a module converted by hand: each forward runs in its own layout
+    other = Backbone(user_backbone.model, name="other", memory_format="contiguous")
+    x = torch.rand(1, 3, 8, 8)
+    user_backbone(x, ["logits"])
+    assert _channels_last(user_backbone)
+    other(x, ["head"])
+    assert not _channels_last(user_backbone)
+    user_backbone(x, ["logits"])
+    assert _channels_last(user_backbone)
+    user_backbone.model.to(memory_format=torch.contiguous_format)
+    assert user_backbone.arrange("cpu") and _channels_last(user_backbone)
+    linear = Backbone(nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 2)), name="linear")
+    assert not linear.arrange("cpu")  # nothing whose layout matters
