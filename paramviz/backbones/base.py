@@ -257,7 +257,7 @@ class Backbone(nn.Module):
         """Lay the weights (on ``device``) out as :attr:`memory_format` chooses; returns whether channels-last.
 
         :meth:`forward` calls it with the input's device, so this is only needed to fix the layout before the
-        first forward (benchmarks). A change converts the weights once.
+        first forward (benchmarks). The weights are converted only when they are in the other layout.
         """
         device = torch.device(device)
         if self.memory_format == "auto":
@@ -301,8 +301,8 @@ class Backbone(nn.Module):
                     f"backbone {self.name!r} failed to run with channels-last weights "
                     f"({str(exc).splitlines()[0]}); use memory_format 'auto' or 'contiguous'"
                 ) from exc
-            # e.g. a ``view`` of an activation (ShuffleNet's channel shuffle) needs the layout as built: run it
-            # so from now on; an error that is not about the layout comes back from this second run
+            # e.g. a ``view`` that flattens a feature map needs the layout as built: run it so from now on; an
+            # error that is not about the layout comes back from this second run
             self._channels_last_fails = True
             self.arrange(x.device)
             captured = self._capture(x, by_path, names)
