@@ -3,8 +3,8 @@
 #   1. the CUDA tests (the sync-debug test of the render loop among them; they are skipped without a GPU),
 #   2. the step benchmark: EfficientNet-Lite0 and a random ResNet-50, 224 px, batch 1 and 16, fp32 and bf16,
 #      contiguous weights (what memory_format "auto" gives on CUDA) and, at batch 16, channels-last (the median ms
-#      of the two rows decides whether auto should pick channels-last on CUDA too), and (--compile) the bare
-#      Lite0 under torch.compile at batch 16,
+#      of the two rows, and benchmarks/memory_format.py in one process, decide whether auto should pick
+#      channels-last on CUDA too), and (--compile) the bare Lite0 under torch.compile at batch 16,
 #   3. a small sweep with --device cuda,
 # and prints one table at the end. Run from the repository root: bash benchmarks/gpu_check.sh
 # Packages the machine lacks travel as wheels in .whl/ (made here by benchmarks/gpu_wheels.sh); paramviz itself
@@ -47,6 +47,14 @@ $PY benchmarks/step_overhead.py --device cuda --backbone efficientnet_lite0 --la
   --steps 20 --rounds 2 --arm pixel/none --compile 2>&1 \
   | tee -a "$OUT/steps_full.txt" | awk '/^compiled@[0-9]/ {print "efficientnet_lite0 16 fp32", $0} /compiling took/ {print}' | tee -a "$OUT/steps.txt"
 
+echo "== channels-last vs as-built weights on cuda (fp32, batch 16, one process, interleaved)"
+: > "$OUT/layout.txt"
+for backbone in "efficientnet_lite0 stage4" "resnet50 layer4"; do
+  set -- $backbone
+  $PY benchmarks/memory_format.py --device cuda --backbone "$1" --layer "$2" --size 224 --batch 16 --rounds 4 2>&1 \
+    | tee -a "$OUT/steps_full.txt" | awk -v b="$1" '/^(fourier|pixel)/ {print b, $0}' | tee -a "$OUT/layout.txt"
+done
+
 echo "== small sweep on cuda"
 WORK="$(mktemp -d)"  # the sweep's outputs stay on the machine: only the tables come back in $OUT
 SWEEP="$WORK/sweep.toml"
@@ -69,4 +77,6 @@ echo
 echo "== summary"
 echo "backbone batch precision/layout arm net_input median_ms ratio ratio@same_input IQR(ratio@same_input)"
 cat "$OUT/steps.txt"
+echo "backbone arm as_built_ms channels_last_ms ratio range (channels-last / as built)"
+cat "$OUT/layout.txt"
 cat "$OUT/cuda_tests.txt" "$OUT/sweep.txt"

@@ -1,0 +1,116 @@
+"""Render steps with the backbone's weights channels-last vs as built, in one process, interleaved.
+
+What ``Backbone.memory_format = "auto"`` decides on each device (channels-last on the CPU; as built on CUDA until
+measured there). Each round renders every arm once per layout (one copy of the backbone per layout, so no
+conversion is timed), and the ratio channels-last / as built is taken per round, so a drift in the machine's
+speed hits both alike. Prints the median step times and the median ratio with its range over the rounds.
+
+    python benchmarks/memory_format.py --backbone resnet50 --layer layer2 --size 224
+    python benchmarks/memory_format.py --backbone efficientnet_lite0 --layer stage4 --batch 4 --device cuda
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+
+import click
+import torch
+
+from paramviz.backbones import build_backbone
+from paramviz.device import resolve_device
+from paramviz.host_memory import keep_freed_memory
+from paramviz.objectives import Channel
+from paramviz.params import ParamSpec, build_param
+from paramviz.render import StepRecord, render
+from paramviz.transforms import build_transforms
+
+LAYOUTS = ("contiguous", "channels_last")
+
+
+class StepTimer:
+    """A render callback that keeps the wall time of every step after the first ``skip`` (CUDA synchronized)."""
+
+    def __init__(self, device: torch.device, skip: int) -> None:
+        self.device, self.skip = device, skip
+        self.times: list[float] = []
+        self.last: float | None = None
+
+    def __call__(self, record: StepRecord) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        if self.last is not None and record.step > self.skip:
+            self.times.append(now - self.last)
+        self.last = now
+
+
+@click.command()
+@click.option("--backbone", default="efficientnet_lite0", show_default=True)
+@click.option("--weights", default=None, help="Default: pretrained for efficientnet_lite*, else random.")
+@click.option("--layer", default="stage4", show_default=True)
+@click.option("--size", default=224, show_default=True)
+@click.option("--batch", default=1, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--arm", "arms", multiple=True, help="param/transforms pairs (default: fourier/lucid and pixel/none).")
+@click.option("--steps", default=16, show_default=True, help="Timed steps per render call.")
+@click.option("--rounds", default=8, show_default=True, help="Render calls per arm and layout (interleaved).")
+def main(
+    backbone: str,
+    weights: str | None,
+    layer: str,
+    size: int,
+    batch: int,
+    device: str,
+    arms: tuple[str, ...],
+    steps: int,
+    rounds: int,
+) -> None:
+    """Print the step time of render() with channels-last weights over the time with the weights as built."""
+    keep_freed_memory()
+    dev = resolve_device(device)
+    torch.manual_seed(0)
+    weights = weights or ("pretrained" if backbone.startswith("efficientnet_lite") else "random")
+    built = build_backbone(backbone, weights, memory_format="contiguous").to(dev)
+    backbones = {"contiguous": built, "channels_last": copy.deepcopy(built)}
+    backbones["channels_last"].memory_format = "channels_last"
+    for bb in backbones.values():
+        bb.arrange(dev)  # converted before anything is timed
+    arms = arms or ("fourier/lucid", "pixel/none")
+    objective = Channel(layer, 0)
+    skip = 3
+    times = {(arm, layout): [] for arm in arms for layout in LAYOUTS}
+    for _ in range(rounds):
+        for arm in arms:
+            param_name, transforms_name = arm.split("/")
+            for layout in LAYOUTS:
+                param = build_param(ParamSpec(param_name), (size, size), batch=batch, seed=0)
+                timer = StepTimer(dev, skip)
+                render(
+                    param,
+                    build_transforms(transforms_name),
+                    backbones[layout],
+                    objective,
+                    steps=steps + skip,
+                    callbacks=[timer],
+                    device=dev,
+                )
+                times[arm, layout].append(statistics.median(timer.times))
+    print(
+        f"backbone={backbone} ({weights}) layer={layer} size={size} batch={batch} device={dev} "
+        f"rounds={rounds}x{steps} threads={torch.get_num_threads()} torch={torch.__version__}"
+    )
+    print(f"{'arm':18s} {'as built ms':>12s} {'channels_last ms':>17s} {'ratio':>7s} {'range':>13s}")
+    for arm in arms:
+        ratios = [a / b for a, b in zip(times[arm, "channels_last"], times[arm, "contiguous"], strict=True)]
+        built_ms = statistics.median(times[arm, "contiguous"]) * 1000
+        last_ms = statistics.median(times[arm, "channels_last"]) * 1000
+        spread = f"{min(ratios):.3f}-{max(ratios):.3f}"
+        print(f"{arm:18s} {built_ms:12.1f} {last_ms:17.1f} {statistics.median(ratios):7.3f} {spread:>13s}")
+    print("ratio: channels-last step time over as-built step time, per round (median, and its range); below 1 means")
+    print("channels-last is faster here.")
+
+
+if __name__ == "__main__":
+    main()
