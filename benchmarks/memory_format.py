@@ -17,6 +17,7 @@ import time
 
 import click
 import torch
+from step_overhead import default_weights, network_options, synchronize  # run as a script: benchmarks/ is on the path
 
 from paramviz.backbones import build_backbone
 from paramviz.device import resolve_device
@@ -38,8 +39,7 @@ class StepTimer:
         self.last: float | None = None
 
     def __call__(self, record: StepRecord) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        synchronize(self.device)
         now = time.perf_counter()
         if self.last is not None and record.step > self.skip:
             self.times.append(now - self.last)
@@ -47,12 +47,7 @@ class StepTimer:
 
 
 @click.command()
-@click.option("--backbone", default="efficientnet_lite0", show_default=True)
-@click.option("--weights", default=None, help="Default: pretrained for efficientnet_lite*, else random.")
-@click.option("--layer", default="stage4", show_default=True)
-@click.option("--size", default=224, show_default=True)
-@click.option("--batch", default=1, show_default=True)
-@click.option("--device", default="auto", show_default=True)
+@network_options
 @click.option("--arm", "arms", multiple=True, help="param/transforms pairs (default: fourier/lucid and pixel/none).")
 @click.option("--steps", default=16, show_default=True, help="Timed steps per render call.")
 @click.option("--rounds", default=8, show_default=True, help="Render calls per arm and layout (interleaved).")
@@ -71,7 +66,7 @@ def main(
     keep_freed_memory()
     dev = resolve_device(device)
     torch.manual_seed(0)
-    weights = weights or ("pretrained" if backbone.startswith("efficientnet_lite") else "random")
+    weights = default_weights(backbone, weights)
     built = build_backbone(backbone, weights, memory_format="contiguous").to(dev)
     backbones = {"contiguous": built, "channels_last": copy.deepcopy(built)}
     backbones["channels_last"].memory_format = "channels_last"

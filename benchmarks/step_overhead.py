@@ -149,13 +149,29 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
     return q1, q2, q3
 
 
+def network_options(func: Callable) -> Callable:
+    """The options that pick what is rendered: ``--backbone --weights --layer --size --batch --device``."""
+    for option in reversed(
+        (
+            click.option("--backbone", default="efficientnet_lite0", show_default=True),
+            click.option("--weights", default=None, help="Default: pretrained for efficientnet_lite*, else random."),
+            click.option("--layer", default="stage4", show_default=True),
+            click.option("--size", default=224, show_default=True),
+            click.option("--batch", default=1, show_default=True),
+            click.option("--device", default="auto", show_default=True),
+        )
+    ):
+        func = option(func)
+    return func
+
+
+def default_weights(backbone: str, weights: str | None) -> str:
+    """``--weights``, else the bundled pretrained weights for EfficientNet-Lite and random ones otherwise."""
+    return weights or ("pretrained" if backbone.startswith("efficientnet_lite") else "random")
+
+
 @click.command()
-@click.option("--backbone", default="efficientnet_lite0", show_default=True)
-@click.option("--weights", default=None, help="Default: pretrained for efficientnet_lite*, else random.")
-@click.option("--layer", default="stage4", show_default=True)
-@click.option("--size", default=224, show_default=True)
-@click.option("--batch", default=1, show_default=True)
-@click.option("--device", default="auto", show_default=True)
+@network_options
 @click.option("--param", "params", multiple=True, help="Parameterization(s) (default: fourier and pixel).")
 @click.option("--transforms", "transforms_list", multiple=True, help="Transform stack(s) (default: lucid, none).")
 @click.option("--arm", "arms", multiple=True, help="Explicit param/transforms pairs, e.g. fourier/lucid.")
@@ -211,7 +227,7 @@ def main(
     kept = keep_freed_memory()  # before anything is timed: the bare steps run under the same malloc settings
     dev = resolve_device(device)
     torch.manual_seed(0)
-    weights = weights or ("pretrained" if backbone.startswith("efficientnet_lite") else "random")
+    weights = default_weights(backbone, weights)
     bb = build_backbone(backbone, weights).to(dev)
     bb.memory_format = memory_format
     channels_last = bb.arrange(dev)  # before render() would: the bare network is cut from the same modules

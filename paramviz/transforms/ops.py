@@ -435,6 +435,10 @@ def _affine_grid(linear: torch.Tensor, h: int, w: int) -> torch.Tensor:
 _MIN_BAND_PIXELS = 5000
 
 
+def _grid_sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
+
+
 def _sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     """Bilinear ``grid_sample`` with reflection padding (align_corners), using every CPU thread.
 
@@ -448,14 +452,14 @@ def _sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     h, w = grid.shape[1:3]
     parts = min(torch.get_num_threads() // b, h * w // _MIN_BAND_PIXELS) if x.device.type == "cpu" else 1
     if parts < 2:
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
+        return _grid_sample(x, grid)
     rows = -(-h // parts)
     if rows * parts != h:  # the last band is padded with copies of the last row, sliced off below
         grid = torch.cat([grid, grid[:, -1:].expand(b, rows * parts - h, w, 2)], 1)
     bands = grid.view(b, parts, rows, w, 2).transpose(0, 1).reshape(parts * b, rows, w, 2)  # entry p * b + i
     inputs = x.expand(parts, *x.shape[1:]) if b == 1 else x.repeat(parts, 1, 1, 1)
-    out = F.grid_sample(inputs, bands, mode="bilinear", padding_mode="reflection", align_corners=True)
-    out = out.view(parts, b, c, rows, w).permute(1, 2, 0, 3, 4).reshape(b, c, parts * rows, w)
+    out = _grid_sample(inputs, bands).view(parts, b, c, rows, w)
+    out = out.permute(1, 2, 0, 3, 4).reshape(b, c, parts * rows, w)
     return out[:, :, :h] if rows * parts != h else out
 
 
