@@ -13,37 +13,20 @@ from __future__ import annotations
 
 import copy
 import statistics
-import time
 
 import click
 import torch
-from step_overhead import default_weights, network_options, synchronize  # run as a script: benchmarks/ is on the path
+from step_overhead import StepTimer, default_weights, network_options  # run as a script: benchmarks/ is on the path
 
 from paramviz.backbones import build_backbone
 from paramviz.device import resolve_device
 from paramviz.host_memory import keep_freed_memory
 from paramviz.objectives import Channel
 from paramviz.params import ParamSpec, build_param
-from paramviz.render import StepRecord, render
+from paramviz.render import render
 from paramviz.transforms import build_transforms
 
 LAYOUTS = ("contiguous", "channels_last")
-
-
-class StepTimer:
-    """A render callback that keeps the wall time of every step after the first ``skip`` (CUDA synchronized)."""
-
-    def __init__(self, device: torch.device, skip: int) -> None:
-        self.device, self.skip = device, skip
-        self.times: list[float] = []
-        self.last: float | None = None
-
-    def __call__(self, record: StepRecord) -> None:
-        synchronize(self.device)
-        now = time.perf_counter()
-        if self.last is not None and record.step > self.skip:
-            self.times.append(now - self.last)
-        self.last = now
 
 
 @click.command()

@@ -78,7 +78,27 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class PairedTimer:
+class StepTimer:
+    """A render callback that keeps the wall time of every step after the first ``skip`` (CUDA synchronized)."""
+
+    def __init__(self, device: torch.device, skip: int) -> None:
+        self.device, self.skip = device, skip
+        self.times: list[float] = []
+        self.last: float | None = None
+
+    def __call__(self, record: StepRecord) -> None:
+        synchronize(self.device)
+        now = time.perf_counter()
+        if self.last is not None and record.step > self.skip:
+            self.times.append(now - self.last)
+            self.timed()
+        self.last = time.perf_counter()  # whatever timed() ran is not part of the next step
+
+    def timed(self) -> None:
+        """Called after each timed step; nothing here."""
+
+
+class PairedTimer(StepTimer):
     """A render callback that times render steps in blocks, each block followed by as many steps of every floor.
 
     Blocks of render steps alternate with blocks of bare steps made right after them, so a drift in the
@@ -88,28 +108,22 @@ class PairedTimer:
     """
 
     def __init__(self, device: torch.device, skip: int, block: int, floors: dict[str, Callable[[], None]]) -> None:
-        self.device, self.skip, self.block, self.floors = device, skip, block, floors
+        super().__init__(device, skip)
+        self.block, self.floors = block, floors
         self.render: list[float] = []  # one mean step time per block
         self.bare: dict[str, list[float]] = {name: [] for name in floors}
-        self.pending: list[float] = []
-        self.last: float | None = None
 
-    def __call__(self, record: StepRecord) -> None:
-        synchronize(self.device)
-        now = time.perf_counter()
-        if self.last is not None and record.step > self.skip:
-            self.pending.append(now - self.last)
-        if len(self.pending) == self.block:
-            self.render.append(statistics.fmean(self.pending))
-            self.pending = []
-            for name, step in self.floors.items():
-                synchronize(self.device)
-                start = time.perf_counter()
-                for _ in range(self.block):
-                    step()
-                synchronize(self.device)
-                self.bare[name].append((time.perf_counter() - start) / self.block)
-        self.last = time.perf_counter()
+    def timed(self) -> None:
+        if len(self.times) % self.block:
+            return
+        self.render.append(statistics.fmean(self.times[-self.block :]))
+        for name, step in self.floors.items():
+            synchronize(self.device)
+            start = time.perf_counter()
+            for _ in range(self.block):
+                step()
+            synchronize(self.device)
+            self.bare[name].append((time.perf_counter() - start) / self.block)
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
