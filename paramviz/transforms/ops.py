@@ -317,7 +317,11 @@ class Jitter(Transform):
             rows = _reflect_index(torch.arange(h, device=x.device)[None] - move[:, :1], h)
             cols = _reflect_index(torch.arange(w, device=x.device)[None] - move[:, 1:], w)
         else:  # a crop stays inside the image: plain copies per image (far cheaper than a gather)
-            return _Crops.apply(x, params[key].tolist(), out_h, out_w)
+            offsets = params[key].tolist()
+            if len(offsets) == 1:  # one image: the crop is a view (no copy; autograd's slice backward)
+                ((dy, dx),) = offsets
+                return x[:, :, dy : dy + out_h, dx : dx + out_w]
+            return _Crops.apply(x, offsets, out_h, out_w)
         return _gather(x, rows, cols)
 
 

@@ -59,9 +59,10 @@ def test_jitter_crop_is_lucids_random_crop(d):
         Jitter(5, "crop").sample((1, 3, 5, 8))
 
 
-def test_jitter_crop_gradient_is_that_of_slicing_each_image():
-    x = torch.rand(3, 2, 9, 11, dtype=torch.float64, requires_grad=True)
-    offsets = torch.tensor([[0, 3], [2, 0], [3, 1]])
+@pytest.mark.parametrize("batch", [1, 3])  # one image: a view of the input; more: per-image copies
+def test_jitter_crop_gradient_is_that_of_slicing_each_image(batch):
+    x = torch.rand(batch, 2, 9, 11, dtype=torch.float64, requires_grad=True)
+    offsets = torch.tensor([[0, 3], [2, 0], [3, 1]])[:batch]
     out = Jitter(3, "crop").apply(x, {"offset": offsets})
     reference = torch.cat([x[i : i + 1, :, dy : dy + 6, dx : dx + 8] for i, (dy, dx) in enumerate(offsets.tolist())])
     assert torch.equal(out, reference)
