@@ -410,15 +410,30 @@ def affine_about_centre(x: torch.Tensor, angle: torch.Tensor, scale: torch.Tenso
     b, _, h, w = x.shape
     _check_batch(angle.shape[0], x, op)
     dtype = x.dtype if x.is_floating_point() else torch.float32
-    radians = angle.to(device=x.device, dtype=dtype) * (math.pi / 180)
-    inverse_scale = scale.to(device=x.device, dtype=dtype).reciprocal()
-    # The inverse of the warp (output -> input) in normalized coordinates, where the centre is the origin: a
-    # rotation by -angle and a zoom by 1/scale, with the aspect ratio of the pixel grid taken into account.
+    return warp_about_centre(x, affine_linear(angle, scale, (h, w), dtype, x.device))
+
+
+def affine_linear(
+    angle: torch.Tensor, scale: torch.Tensor, size: tuple[int, int], dtype: torch.dtype, device: torch.device | str
+) -> torch.Tensor:
+    """The (B, 2, 2) linear part of the warp's inverse map (output -> input) in normalized coordinates.
+
+    A rotation by ``-angle`` degrees and a zoom by ``1 / scale`` about the centre (the origin), with the aspect
+    ratio of the ``size = (H, W)`` pixel grid taken into account: ``affine_grid``'s ``theta[:, :, :2]``.
+    """
+    h, w = size
+    radians = angle.to(device=device, dtype=dtype) * (math.pi / 180)
+    inverse_scale = scale.to(device=device, dtype=dtype).reciprocal()
     a = torch.cos(radians) * inverse_scale
     s = torch.sin(radians) * inverse_scale
     aspect = (w - 1) / (h - 1) if h > 1 and w > 1 else 1.0
-    linear = torch.stack([a, -s / aspect, s * aspect, a], 1).view(b, 2, 2)  # affine_grid's theta[:, :, :2]
-    return _sample(x, _affine_grid(linear, h, w))
+    return torch.stack([a, -s / aspect, s * aspect, a], 1).view(-1, 2, 2)
+
+
+def warp_about_centre(x: torch.Tensor, linear: torch.Tensor) -> torch.Tensor:
+    """The bilinear warp of ``x`` (reflection padding, align_corners) whose inverse map is ``linear`` (B, 2, 2)."""
+    h, w = x.shape[-2:]
+    return _sample(x, _affine_grid(linear.to(x.dtype), h, w))
 
 
 def _affine_grid(linear: torch.Tensor, h: int, w: int) -> torch.Tensor:

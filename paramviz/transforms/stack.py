@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from paramviz.device import move_ahead
 from paramviz.errors import ImageError, SpecError, close_matches
 from paramviz.registry import Registry
-from paramviz.transforms.ops import TRANSFORM_OPS, AffineOp, Params, Transform, affine_about_centre, fmt_number
+from paramviz.transforms.ops import (
+    TRANSFORM_OPS,
+    AffineOp,
+    Params,
+    Transform,
+    affine_about_centre,
+    affine_linear,
+    fmt_number,
+    warp_about_centre,
+)
 
 #: Lucid's ``standard_transforms`` values.
 LUCID_SCALES: tuple[float, ...] = tuple(1 + (i - 5) / 50.0 for i in range(11))
@@ -44,11 +54,16 @@ class TransformDraw:
         shape: Input shape (B, C, H, W) they were drawn for.
         params: One dict of CPU tensors per op, in stack order (empty for deterministic ops), e.g.
             ``{"angle": (B,) degrees}``, ``{"scale": (B,)}``, ``{"shift": (B, 2)}``.
+        warps: Made by :meth:`TransformStack.to_device` (else empty): per op, for the first op of each run of
+            adjacent rotate/scale ops, the run's fused warp (B, 2, 2) (:func:`~paramviz.transforms.ops.affine_linear`
+            for its input size, in the default dtype, on the device), else ``None``. Computed with the draws ahead
+            of the steps, so a step does not rebuild it from the angles and scales (a dozen small ops less).
     """
 
     spec: str
     shape: tuple[int, ...]
     params: tuple[Params, ...]
+    warps: tuple[torch.Tensor | None, ...] = field(default=(), compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.params)
@@ -128,9 +143,41 @@ class TransformStack(nn.Module):
         return TransformDraw(self.spec, shape, tuple(params))
 
     def to_device(self, draw: TransformDraw, device: torch.device | str) -> TransformDraw:
-        """``draw`` with each op's params placed where it reads them on ``device`` (see ``Transform.to_device``)."""
+        """``draw`` placed for :meth:`forward` on ``device``, with the fused warps of its rotate/scale runs.
+
+        Each op's params are placed as its ``Transform.to_device`` says, and each run of adjacent rotate/scale ops
+        gets its fused warp (``TransformDraw.warps``).
+        """
         params = tuple(op.to_device(p, device) for op, p in zip(self.ops, draw.params, strict=True))
-        return TransformDraw(draw.spec, draw.shape, params)
+        warps: list[torch.Tensor | None] = [None] * len(self.ops)
+        size = (draw.shape[2], draw.shape[3])
+        runs = self._affine_runs()
+        for i, op in enumerate(self.ops):
+            if i in runs:
+                angle, scale = self._fused(runs[i], draw.params)
+                linear = affine_linear(angle, scale, size, torch.get_default_dtype(), angle.device)
+                warps[i] = move_ahead(linear, device)
+            size = op.output_size(size)
+        return TransformDraw(draw.spec, draw.shape, params, tuple(warps) if runs else ())
+
+    def _affine_runs(self) -> dict[int, range]:
+        """``{first op index: op indices}`` of each run of adjacent rotate/scale ops (applied as one warp)."""
+        runs: dict[int, range] = {}
+        start = None
+        for i, op in enumerate([*self.ops, None]):
+            if isinstance(op, AffineOp):
+                start = i if start is None else start
+            elif start is not None:
+                runs[start], start = range(start, i), None
+        return runs
+
+    def _fused(self, run: range, params: Sequence[Params]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(angle, scale)`` of a run of rotate/scale ops: about the centre, angles add and scales multiply."""
+        angle, scale = self.ops[run[0]].affine_params(params[run[0]])
+        for i in run[1:]:
+            a, z = self.ops[i].affine_params(params[i])
+            angle, scale = angle + a, scale * z
+        return angle, scale
 
     def plan(
         self, shape: Sequence[int], steps: int, generator: Generators = None, device: torch.device | str = "cpu"
@@ -168,17 +215,19 @@ class TransformStack(nn.Module):
                     f"the draw was made for a batch of shape {tuple(draw.shape)}, got {tuple(x.shape)}; "
                     "replay needs a batch of the same shape"
                 )
-        pending: tuple[torch.Tensor, torch.Tensor] | None = None  # fused (angle, scale) of adjacent affine ops
-        for op, params in zip(self.ops, draw.params, strict=True):
-            if isinstance(op, AffineOp):
-                angle, scale = op.affine_params(params)
-                pending = (angle, scale) if pending is None else (pending[0] + angle, pending[1] * scale)
+        runs = self._affine_runs()
+        i = 0
+        while i < len(self.ops):
+            if i not in runs:
+                x = self.ops[i].apply(x, draw.params[i])
+                i += 1
                 continue
-            if pending is not None:
-                x, pending = affine_about_centre(x, *pending), None
-            x = op.apply(x, params)
-        if pending is not None:
-            x = affine_about_centre(x, *pending)
+            linear = draw.warps[i] if draw.warps else None
+            if linear is not None and linear.dtype == x.dtype and linear.device == x.device:
+                x = warp_about_centre(x, linear)  # made with the draw, ahead of the step
+            else:
+                x = affine_about_centre(x, *self._fused(runs[i], draw.params))
+            i = runs[i].stop
         self.last_draw = draw
         return x
 

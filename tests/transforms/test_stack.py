@@ -261,3 +261,23 @@ def test_adjacent_scale_and_rotate_are_one_warp_equal_to_the_composed_affine():
     # two separate warps would interpolate twice: the fused result is sharper, not equal
     twice = affine_about_centre(affine_about_centre(x, torch.zeros(2), scale), angle, torch.ones(2))
     assert not torch.allclose(out, twice, atol=1e-3)
+
+
+@pytest.mark.parametrize("spec", ["lucid", "scale:0.8-1.2,jitter:2,rotate:15,scale:0.9|1.1,pad:3"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_placed_draw_carries_each_warp_and_transforms_exactly_as_the_sampled_one(spec, dtype):
+    stack = build_transforms(spec)
+    draw = stack.sample((3, 3, 30, 26), torch.Generator().manual_seed(5))
+    placed = stack.to_device(draw, "cpu")
+    runs = [i for i, op in enumerate(stack.ops) if isinstance(op, (Scale, Rotate))]
+    starts = [i for i in runs if i - 1 not in runs]
+    assert [i for i, w in enumerate(placed.warps) if w is not None] == starts
+    assert all(placed.warps[i].shape == (3, 2, 2) for i in starts)
+    assert not draw.warps and placed == draw  # the warps are derived: draws compare by their params
+    x = torch.rand(3, 3, 30, 26, dtype=dtype, requires_grad=True)
+    out, out_placed = stack(x, draw=draw), stack(x, draw=placed)  # float64: recomputed in the image's dtype
+    assert torch.equal(out_placed, out)
+    weights = torch.rand_like(out)
+    (grad,) = torch.autograd.grad((out * weights).sum(), x)
+    (grad_placed,) = torch.autograd.grad((out_placed * weights).sum(), x)
+    assert torch.equal(grad_placed, grad)
