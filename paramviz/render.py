@@ -167,6 +167,15 @@ def _adam(params: Sequence[nn.Parameter], lr: float) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=lr)
 
 
+def _step(opt: torch.optim.Optimizer, closure: Callable[[], torch.Tensor]) -> None:
+    """One optimizer step; a :class:`~paramviz.optim.FusedAdam` runs the closure and its update directly."""
+    if isinstance(opt, FusedAdam):  # without torch's per-step wrapper: no hooks are registered on this optimizer
+        closure()
+        opt.update()
+    else:
+        opt.step(closure)
+
+
 OPTIMIZERS: Registry[OptimizerFactory] = Registry("optimizer", "choices come from paramviz.render.OPTIMIZERS")
 OPTIMIZERS.register("adam", _adam, description="Adam (Lucid default lr 0.05)")
 OPTIMIZERS.register(
@@ -294,7 +303,7 @@ def render(
                 last["total"], last["terms"] = total.detach(), {k: v.detach() for k, v in terms.items()}
                 return loss
 
-            opt.step(closure)
+            _step(opt, closure)
             log.add(last["total"], last["terms"])
             if step in keep:
                 with torch.no_grad():

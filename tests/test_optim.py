@@ -105,3 +105,19 @@ def test_parameters_the_fused_kernel_cannot_update_are_refused_and_the_registry_
 
 def test_the_registry_adam_is_the_fused_one_where_it_runs():
     assert type(OPTIMIZERS.get("adam")(_params(), 0.05)) is FusedAdam
+
+
+def test_step_runs_the_step_hooks_and_update_is_the_same_update_without_them():
+    by_step, by_update = _params(), _params()
+    calls = []
+    stepped, updated = FusedAdam(by_step, lr=0.1), FusedAdam(by_update, lr=0.1)
+    stepped.register_step_post_hook(lambda opt, args, kwargs: calls.append("step"))
+    updated.register_step_post_hook(lambda opt, args, kwargs: calls.append("update"))
+    for params in (by_step, by_update):
+        for i, p in enumerate(params):
+            p.grad = _grad(0, i, p.shape)
+    stepped.step()
+    updated.update()
+    assert calls == ["step"]
+    for a, b in zip(by_step, by_update, strict=True):
+        assert torch.equal(a, b)
