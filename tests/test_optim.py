@@ -5,9 +5,10 @@ from paramviz.optim import FusedAdam, fused_adam_supported
 from paramviz.render import OPTIMIZERS
 
 
-def _params(seed: int = 0) -> list[torch.nn.Parameter]:
+def _params(seed: int = 0, device: str = "cpu") -> list[torch.nn.Parameter]:
     g = torch.Generator().manual_seed(seed)
-    return [torch.nn.Parameter(torch.randn(2, 3, 8, 8, generator=g)), torch.nn.Parameter(torch.randn(17, generator=g))]
+    shapes = [(2, 3, 8, 8), (17,)]
+    return [torch.nn.Parameter(torch.randn(shape, generator=g).to(device)) for shape in shapes]
 
 
 def _grad(step: int, index: int, shape: torch.Size) -> torch.Tensor | None:
@@ -21,21 +22,27 @@ def _steps(params: list[torch.nn.Parameter], opt: torch.optim.Optimizer, steps: 
     for step in steps:
         opt.zero_grad(set_to_none=True)
         for i, p in enumerate(params):
-            p.grad = _grad(step, i, p.shape)
+            grad = _grad(step, i, p.shape)
+            p.grad = None if grad is None else grad.to(p.device)
         opt.step()
 
 
-def _run(opt_cls, steps: int, **kwargs) -> tuple[list[torch.nn.Parameter], torch.optim.Optimizer]:
-    params = _params()
+def _run(opt_cls, steps: int, device: str = "cpu", **kwargs) -> tuple[list[torch.nn.Parameter], torch.optim.Optimizer]:
+    params = _params(device=device)
     opt = opt_cls(params, **kwargs)
     _steps(params, opt, range(steps))
     return params, opt
 
 
-def test_fused_adam_makes_exactly_torchs_fused_adam_updates_and_state():
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fused_adam_makes_exactly_torchs_fused_adam_updates_and_state(device):
     kwargs = {"lr": 0.05, "betas": (0.8, 0.99), "eps": 1e-6}
-    ours, ours_opt = _run(FusedAdam, 6, **kwargs)
-    theirs, theirs_opt = _run(lambda p, **kw: torch.optim.Adam(p, fused=True, **kw), 6, **kwargs)
+    ours, ours_opt = _run(FusedAdam, 6, device, **kwargs)
+    theirs, theirs_opt = _run(lambda p, **kw: torch.optim.Adam(p, fused=True, **kw), 6, device, **kwargs)
+    assert ours[0].device.type == device and ours_opt.state[ours[0]]["step"].device.type == device
     for a, b in zip(ours, theirs, strict=True):
         assert torch.equal(a, b)
         state_a, state_b = ours_opt.state[a], theirs_opt.state[b]
