@@ -407,7 +407,7 @@ def affine_about_centre(x: torch.Tensor, angle: torch.Tensor, scale: torch.Tenso
     so that no tensor is created on the host: kornia's normalization matrices are, and each such copy is a
     host-device synchronization on CUDA.
     """
-    b, _, h, w = x.shape
+    h, w = x.shape[-2:]
     _check_batch(angle.shape[0], x, op)
     dtype = x.dtype if x.is_floating_point() else torch.float32
     return warp_about_centre(x, affine_linear(angle, scale, (h, w), dtype, x.device))
@@ -431,9 +431,12 @@ def affine_linear(
 
 
 def warp_about_centre(x: torch.Tensor, linear: torch.Tensor) -> torch.Tensor:
-    """The bilinear warp of ``x`` (reflection padding, align_corners) whose inverse map is ``linear`` (B, 2, 2)."""
+    """The bilinear warp of ``x`` (reflection padding, align_corners) whose inverse map is ``linear`` (B, 2, 2).
+
+    ``linear`` (:func:`affine_linear`) must have ``x``'s dtype and device.
+    """
     h, w = x.shape[-2:]
-    return _sample(x, _affine_grid(linear.to(x.dtype), h, w))
+    return _sample(x, _affine_grid(linear, h, w))
 
 
 def _affine_grid(linear: torch.Tensor, h: int, w: int) -> torch.Tensor:
