@@ -5,7 +5,9 @@
 #      contiguous weights (what memory_format "auto" gives on CUDA) and, at batch 16, channels-last (the median ms
 #      of the two rows, and benchmarks/memory_format.py in one process, decide whether auto should pick
 #      channels-last on CUDA too), and (--compile) the bare Lite0 under torch.compile at batch 16,
-#   3. a small sweep with --device cuda,
+#   3. BatchNorm folding vs the network as built (benchmarks/batchnorm_folding.py: whether fold_batchnorm's
+#      default on also wins on CUDA),
+#   4. a small sweep with --device cuda,
 # and prints one table at the end. Run from the repository root: bash benchmarks/gpu_check.sh
 # Packages the machine lacks travel as wheels in .whl/ (made here by benchmarks/gpu_wheels.sh); paramviz itself
 # is imported from this checkout.
@@ -55,6 +57,17 @@ for backbone in "efficientnet_lite0 stage4" "resnet50 layer4"; do
     | tee -a "$OUT/steps_full.txt" | awk -v b="$1" '/^(fourier|pixel)/ {print b, $0}' | tee -a "$OUT/layout.txt"
 done
 
+echo "== BatchNorm folded vs as built on cuda (fp32, batch 1 and 16, one process, interleaved)"
+: > "$OUT/fold.txt"
+for backbone in "efficientnet_lite0 stage4" "resnet50 layer4"; do
+  set -- $backbone
+  for batch in 1 16; do
+    $PY benchmarks/batchnorm_folding.py --device cuda --backbone "$1" --layer "$2" --size 224 --batch "$batch" \
+      --rounds 3 --arm fourier/lucid 2>&1 | tee -a "$OUT/steps_full.txt" \
+      | awk -v b="$1" -v n="$batch" '/^(fourier|pixel)/ {print b, n, $0}' | tee -a "$OUT/fold.txt"
+  done
+done
+
 echo "== small sweep on cuda"
 WORK="$(mktemp -d)"  # the sweep's outputs stay on the machine: only the tables come back in $OUT
 SWEEP="$WORK/sweep.toml"
@@ -75,8 +88,10 @@ echo "sweep wall: $(( $(date +%s) - start )) s" | tee -a "$OUT/sweep.txt"
 
 echo
 echo "== summary"
-echo "backbone batch precision/layout arm net_input median_ms ratio ratio@same_input IQR(ratio@same_input)"
+echo "backbone batch precision/layout arm net_input median_ms ratio ratio@same_input IQR(ratio@same_input) ratio@folded"
 cat "$OUT/steps.txt"
 echo "backbone arm as_built_ms channels_last_ms ratio range (channels-last / as built)"
 cat "$OUT/layout.txt"
+echo "backbone batch arm as_built_ms folded_ms ratio range (folded / as built)"
+cat "$OUT/fold.txt"
 cat "$OUT/cuda_tests.txt" "$OUT/sweep.txt"

@@ -29,6 +29,50 @@ from paramviz.transforms import build_transforms
 LAYOUTS = ("contiguous", "channels_last")
 
 
+def interleaved_step_times(
+    backbones: dict[str, torch.nn.Module],
+    arms: tuple[str, ...],
+    layer: str,
+    size: int,
+    batch: int,
+    steps: int,
+    rounds: int,
+    device: torch.device,
+) -> dict[tuple[str, str], list[float]]:
+    """Median render() step time per round for each (arm, variant): every round renders each arm once per variant."""
+    objective = Channel(layer, 0)
+    skip = 3
+    times: dict[tuple[str, str], list[float]] = {(arm, name): [] for arm in arms for name in backbones}
+    for _ in range(rounds):
+        for arm in arms:
+            param_name, transforms_name = arm.split("/")
+            for name, bb in backbones.items():
+                param = build_param(ParamSpec(param_name), (size, size), batch=batch, seed=0)
+                timer = StepTimer(device, skip)
+                render(
+                    param,
+                    build_transforms(transforms_name),
+                    bb,
+                    objective,
+                    steps=steps + skip,
+                    callbacks=[timer],
+                    device=device,
+                )
+                times[arm, name].append(statistics.median(timer.times))
+    return times
+
+
+def print_ratios(times: dict[tuple[str, str], list[float]], arms: tuple[str, ...], base: str, other: str) -> None:
+    """One row per arm: median step times of both variants and the per-round ratio ``other / base``."""
+    print(f"{'arm':18s} {base + ' ms':>16s} {other + ' ms':>16s} {'ratio':>7s} {'range':>13s}")
+    for arm in arms:
+        ratios = [a / b for a, b in zip(times[arm, other], times[arm, base], strict=True)]
+        base_ms = statistics.median(times[arm, base]) * 1000
+        other_ms = statistics.median(times[arm, other]) * 1000
+        spread = f"{min(ratios):.3f}-{max(ratios):.3f}"
+        print(f"{arm:18s} {base_ms:16.1f} {other_ms:16.1f} {statistics.median(ratios):7.3f} {spread:>13s}")
+
+
 @click.command()
 @network_options
 @click.option("--arm", "arms", multiple=True, help="param/transforms pairs (default: fourier/lucid and pixel/none).")
@@ -56,36 +100,12 @@ def main(
     for bb in backbones.values():
         bb.arrange(dev)  # converted before anything is timed
     arms = arms or ("fourier/lucid", "pixel/none")
-    objective = Channel(layer, 0)
-    skip = 3
-    times = {(arm, layout): [] for arm in arms for layout in LAYOUTS}
-    for _ in range(rounds):
-        for arm in arms:
-            param_name, transforms_name = arm.split("/")
-            for layout in LAYOUTS:
-                param = build_param(ParamSpec(param_name), (size, size), batch=batch, seed=0)
-                timer = StepTimer(dev, skip)
-                render(
-                    param,
-                    build_transforms(transforms_name),
-                    backbones[layout],
-                    objective,
-                    steps=steps + skip,
-                    callbacks=[timer],
-                    device=dev,
-                )
-                times[arm, layout].append(statistics.median(timer.times))
+    times = interleaved_step_times(backbones, arms, layer, size, batch, steps, rounds, dev)
     print(
         f"backbone={backbone} ({weights}) layer={layer} size={size} batch={batch} device={dev} "
         f"rounds={rounds}x{steps} threads={torch.get_num_threads()} torch={torch.__version__}"
     )
-    print(f"{'arm':18s} {'as built ms':>12s} {'channels_last ms':>17s} {'ratio':>7s} {'range':>13s}")
-    for arm in arms:
-        ratios = [a / b for a, b in zip(times[arm, "channels_last"], times[arm, "contiguous"], strict=True)]
-        built_ms = statistics.median(times[arm, "contiguous"]) * 1000
-        last_ms = statistics.median(times[arm, "channels_last"]) * 1000
-        spread = f"{min(ratios):.3f}-{max(ratios):.3f}"
-        print(f"{arm:18s} {built_ms:12.1f} {last_ms:17.1f} {statistics.median(ratios):7.3f} {spread:>13s}")
+    print_ratios(times, arms, *LAYOUTS)
     print("ratio: channels-last step time over as-built step time, per round (median, and its range); below 1 means")
     print("channels-last is faster here.")
 

@@ -7,7 +7,10 @@ backward -> Adam update -> step record), timed per step by a callback (CUDA sync
 Blocks of render steps alternate with blocks of bare steps made right after them (so a drift in the machine's
 speed hits both alike), and the median of the per-block ratios is printed, with its interquartile range:
 against the bare network at the rendered size, and at the size the transforms hand the network (lucid's pad and
-crops make 224 px into 236 px). ``--compile`` also times the bare network under ``torch.compile``: the most
+crops make 224 px into 236 px). The backbone folds its BatchNorms into the convolutions (``Backbone.fold_batchnorm``,
+on by default; ``--no-fold-batchnorm`` turns it off): the bare network is the network as built (the issue's
+floor), and ``folded@N`` rows time it with the same folding, so ``ratio@folded`` is paramviz's glue alone.
+``--compile`` also times the bare network under ``torch.compile``: the most
 compiling the backbone could save. The backbone's weights are laid out as ``--memory-format`` says (default
 ``auto``, what ``render()`` does: channels-last on the CPU), and the bare network, cut from the same modules,
 shares them. Targets (issue 10): <= 1.10 at the fed size at 224 px and <= 1.25 at 128 px
@@ -30,7 +33,9 @@ import torch
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from paramviz.backbones import build_backbone
+from paramviz.backbones.fold import BatchNormFolding
 from paramviz.backbones.memory_format import DEFAULT_MEMORY_FORMAT, MEMORY_FORMATS
+from paramviz.backbones.options import DEFAULT_FOLD_BATCHNORM
 from paramviz.device import resolve_device
 from paramviz.host_memory import keep_freed_memory
 from paramviz.objectives import Channel
@@ -157,6 +162,30 @@ def bare_floor(network, batch: int, side: int, device: torch.device, precision: 
     return step
 
 
+def folded_floor(
+    folding: BatchNormFolding,
+    plan: tuple,
+    model: torch.nn.Module,
+    path: str,
+    batch: int,
+    side: int,
+    device: torch.device,
+    precision: str,
+) -> Callable[[], None]:
+    """One bare step with the backbone's BatchNorm folding in place, as render() has it.
+
+    ``plan`` is :meth:`Backbone.fold_plan`'s. The cut is rebuilt inside the swap, so that it holds the stand-ins of
+    the stem's normalizations too (a hand cut costs microseconds).
+    """
+    x = torch.rand(batch, 3, side, side, device=device, requires_grad=True)
+
+    def step() -> None:
+        with folding.applied(plan), autocast(device, precision):
+            bare_step(truncated_network(model, path), x)
+
+    return step
+
+
 def quartiles(values: list[float]) -> tuple[float, float, float]:
     """25th, 50th and 75th percentiles."""
     q1, q2, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else (values[0],) * 3
@@ -202,6 +231,13 @@ def default_weights(backbone: str, weights: str | None) -> str:
     help="Layout of the backbone's weights (Backbone.memory_format); the bare network shares them.",
 )
 @click.option(
+    "--fold-batchnorm/--no-fold-batchnorm",
+    default=DEFAULT_FOLD_BATCHNORM,
+    show_default=True,
+    help="Fold BatchNorm into the convolutions in render() (Backbone.fold_batchnorm); rows 'folded@N' time the "
+    "bare network with the same folding.",
+)
+@click.option(
     "--return-memory",
     is_flag=True,
     help="Let malloc hand freed memory back to the OS as by default (PARAMVIZ_KEEP_FREED_MEMORY=0), instead of "
@@ -230,6 +266,7 @@ def main(
     threads: int | None,
     precision: str,
     memory_format: str,
+    fold_batchnorm: bool,
     return_memory: bool,
     compile_network: bool,
 ) -> None:
@@ -244,12 +281,14 @@ def main(
     weights = default_weights(backbone, weights)
     bb = build_backbone(backbone, weights).to(dev)
     bb.memory_format = memory_format
+    bb.fold_batchnorm = fold_batchnorm
     channels_last = bb.arrange(dev)  # before render() would: the bare network is cut from the same modules
     path = bb.resolve(layer)
     bare_network = truncated_network(bb.model, path).eval().to(dev)
     with torch.no_grad():  # the cut must compute exactly the layer paramviz returns
         probe = torch.rand(1, 3, size, size, device=dev)
-        if not torch.allclose(bare_network(bb.normalize(probe)), bb(probe, [layer])[layer], atol=1e-4):
+        expected = bb(probe, [layer])[layer]
+        if not torch.allclose(bare_network(bb.normalize(probe)), expected, atol=1e-4):
             raise SystemExit(f"the bare truncated network does not reproduce layer {layer!r}")
     if not arms:
         arms = tuple(
@@ -260,6 +299,15 @@ def main(
     seen_size = {arm: build_transforms(arm.split("/")[1]).output_size((size, size))[0] for arm in arms}
     sides = sorted({size, *seen_size.values()})
     floors = {f"bare@{side}": bare_floor(bare_network, batch, side, dev, precision) for side in sides}
+    folding = bb.folding(probe)
+    hand_cut = isinstance(bare_network, torch.nn.Sequential)
+    if folding is not None and folding.folds and hand_cut:
+        with torch.no_grad(), folding.applied(bb.fold_plan(folding, probe, [path])):
+            if not torch.allclose(truncated_network(bb.model, path)(bb.normalize(probe)), expected, atol=1e-4):
+                raise SystemExit(f"the folded bare network does not reproduce layer {layer!r}")
+        for side in sides:
+            plan = bb.fold_plan(folding, torch.empty(1, 3, side, side), [path])
+            floors[f"folded@{side}"] = folded_floor(folding, plan, bb.model, path, batch, side, dev, precision)
     compile_seconds = 0.0
     if compile_network:
         compiled = torch.compile(bare_network, dynamic=False)
@@ -282,19 +330,25 @@ def main(
                 bare_times[name] += values
                 ratios[arm][name] += [r / b for r, b in zip(timer.render, values, strict=True)]
     layout = f" {memory_format}: {'channels_last' if channels_last else 'contiguous'}"
+    folded = f"{len(folding.folds)} BatchNorms folded" if folding is not None else "BatchNorm not folded"
     print(
         f"backbone={backbone} ({weights}) layer={layer} ({path}) size={size} batch={batch} device={dev} "
-        f"{precision}{layout} freed memory {'kept' if kept else 'returned'} "
+        f"{precision}{layout} {folded} freed memory {'kept' if kept else 'returned'} "
         f"steps={rounds}x{steps} threads={torch.get_num_threads()} torch={torch.__version__}"
     )
-    print(f"{'arm':18s} {'net input':>9s} {'median ms':>10s} {'ratio':>7s} {'ratio@same input':>17s} {'IQR':>13s}")
+    has_folded = any(name.startswith("folded@") for name in floors)
+    print(
+        f"{'arm':18s} {'net input':>9s} {'median ms':>10s} {'ratio':>7s} {'ratio@same input':>17s} {'IQR':>13s}"
+        + (f" {'ratio@folded':>13s}" if has_folded else "")
+    )
     for arm in arms:
         side = seen_size[arm]
         nominal = statistics.median(ratios[arm][f"bare@{size}"])
         q1, same, q3 = quartiles(ratios[arm][f"bare@{side}"])
         median = statistics.median(render_times[arm])
         spread = f"{q1:.3f}-{q3:.3f}"
-        print(f"{arm:18s} {side:9d} {median * 1000:10.1f} {nominal:7.3f} {same:17.3f} {spread:>13s}")
+        glue = f" {statistics.median(ratios[arm][f'folded@{side}']):13.3f}" if has_folded else ""
+        print(f"{arm:18s} {side:9d} {median * 1000:10.1f} {nominal:7.3f} {same:17.3f} {spread:>13s}{glue}")
     eager = {side: statistics.median(bare_times[f"bare@{side}"]) for side in sides}
     for name, values in bare_times.items():
         side = int(name.split("@")[1])
@@ -302,7 +356,9 @@ def main(
         print(f"{name:18s} {side:9d} {median * 1000:10.1f} {median / eager[size]:7.3f} {median / eager[side]:17.3f}")
     print(f"ratio: per block of {block} steps, render() over the bare network at the rendered size right after it")
     print("(median); ratio@same input: over the bare network on an input of the size the transforms hand it,")
-    print("the overhead of paramviz itself (median and interquartile range over the blocks).")
+    print("the overhead of paramviz over the network as built (median and interquartile range over the blocks);")
+    if has_folded:
+        print("ratio@folded: over the bare network at that size with the same BatchNorm folding (the glue alone).")
     if compile_network:
         print(f"compiled@N: the bare network under torch.compile (compiling took {compile_seconds:.1f} s); its")
         print("ratio@same input is its time over the eager bare network's: below 1 means compiling would save.")

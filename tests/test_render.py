@@ -105,6 +105,30 @@ def test_the_backbones_memory_format_gives_the_same_images_within_tolerance(tiny
     assert torch.equal(run("auto"), channels_last)
 
 
+def test_batchnorm_folding_gives_the_same_images_within_tolerance():
+    # folding changes only how the convolutions round (tests/backbones/test_fold.py: the same function)
+    from paramviz.backbones import build_backbone
+    from paramviz.params import ParamSpec, build_param
+    from paramviz.transforms import build_transforms
+
+    torch.manual_seed(0)
+    backbone = build_backbone("resnet18", "random")
+    for m in backbone.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):  # random weights make each BatchNorm the identity
+            m.running_var.uniform_(0.3, 3.0)
+            m.weight.data.uniform_(0.5, 1.5)
+
+    def run(fold):
+        backbone.fold_batchnorm = fold
+        image = build_param(ParamSpec("fourier"), (48, 48), seed=0)
+        return render(image, build_transforms("lucid"), backbone, MeanOf("layer2"), steps=12, seed=0).image
+
+    folded, built = run(True), run(False)
+    assert len(backbone._folding.folds) == 20
+    torch.testing.assert_close(folded, built, rtol=0, atol=1e-4)
+    assert not torch.equal(folded, build_param(ParamSpec("fourier"), (48, 48), seed=0)().detach())  # it moved
+
+
 def test_objective_reading_input_gets_the_transformed_image(tiny_backbone):
     seen = {}
 

@@ -9,8 +9,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from paramviz.backbones.fold import BatchNormFolding, find_batchnorm_pairs
 from paramviz.backbones.layout import FeatureLayout, last_dim_modules, to_nchw
 from paramviz.backbones.memory_format import DEFAULT_MEMORY_FORMAT, check_memory_format
+from paramviz.backbones.meta import hooks_set_aside, run_on_meta
+from paramviz.backbones.options import DEFAULT_FOLD_BATCHNORM, check_fold_batchnorm
 from paramviz.errors import ConfigError, ImageError, UnknownNameError
 
 LAYERS_HINT = "run `paramviz layers {name}` to list its layers"
@@ -80,6 +83,9 @@ class Backbone(nn.Module):
         memory_format: Layout of the weights in memory (:mod:`paramviz.backbones.memory_format`), applied by
             :meth:`arrange` when the network first runs on a device. With ``auto``, a network that cannot run
             channels-last (a ``view`` of a feature map) is run as built instead.
+        fold_batchnorm: Fold each eval-mode BatchNorm into the convolution before it for paramviz's forward
+            passes (:mod:`paramviz.backbones.fold`): same activations, faster steps; the model itself is not
+            changed.
     """
 
     def __init__(
@@ -94,10 +100,14 @@ class Backbone(nn.Module):
         weights_source: str = "",
         layout: FeatureLayout | None = None,
         memory_format: str = DEFAULT_MEMORY_FORMAT,
+        fold_batchnorm: bool = DEFAULT_FOLD_BATCHNORM,
     ) -> None:
         super().__init__()
         self.model = model
         self.memory_format = check_memory_format(memory_format)
+        self.fold_batchnorm = check_fold_batchnorm(fold_batchnorm)
+        self._folding: BatchNormFolding | None = None  # found at the first forward that folds
+        self._fold_plans: dict[tuple[tuple[int, int], tuple[str, ...]], tuple] = {}  # (size, paths) -> folds
         self._channels_last_fails = False  # auto: the network failed to run channels-last once
         # a weight whose two layouts differ in memory tells which one the weights are in now (they may be
         # shared with another wrapper, or converted by the user): (module, parameter name), or None
@@ -214,24 +224,13 @@ class Backbone(nn.Module):
 
             return hook
 
-        handles = [m.register_forward_hook(make_hook(p)) for p, m in self._modules_by_name.items()]
-        x = torch.empty(1, 3, *hw, device="meta")
-        try:
-            with torch.no_grad():
-                if self.mean.is_meta:
-                    self.model(x)
-                else:
-                    tensors = {
-                        k: torch.empty_like(v, device="meta")
-                        for named in (self.model.named_parameters, self.model.named_buffers)
-                        for k, v in named(remove_duplicate=False)
-                    }
-                    torch.func.functional_call(self.model, tensors, (x,))
-        except Exception:  # noqa: BLE001 - any failure only means "no probe"; forward() reports real errors
-            return None
-        finally:
-            for handle in handles:
-                handle.remove()
+        with hooks_set_aside(self.model):
+            for path, module in self._modules_by_name.items():
+                module.register_forward_hook(make_hook(path))
+            try:
+                run_on_meta(self.model, hw)
+            except Exception:  # noqa: BLE001 - any failure only means "no probe"; forward() reports real errors
+                return None
         return {
             path: LayerInfo(
                 path,
@@ -272,6 +271,33 @@ class Backbone(nn.Module):
             return want
         self.model.to(memory_format=torch.channels_last if want else torch.contiguous_format)
         return want
+
+    def folding(self, x: torch.Tensor) -> BatchNormFolding | None:
+        """The BatchNorm folding for a forward pass on ``x`` (``None``: :attr:`fold_batchnorm` off, or ``x`` on meta).
+
+        The pairs are found at the first call (:func:`~paramviz.backbones.fold.find_batchnorm_pairs`).
+        """
+        if not self.fold_batchnorm or x.is_meta:
+            return None
+        if self._folding is None:
+            self._folding = BatchNormFolding(self.model, find_batchnorm_pairs(self.model, tuple(x.shape[-2:])))
+        return self._folding
+
+    def fold_plan(self, folding: BatchNormFolding, x: torch.Tensor, paths: Iterable[str]) -> tuple:
+        """The pairs to fold in a forward on ``x`` that returns module ``paths`` (for ``folding.swap_in``).
+
+        Those whose modules are not requested and run before the pass stops; cached per input size and paths.
+        """
+        hw = (int(x.shape[-2]), int(x.shape[-1]))
+        key = (hw, tuple(paths))
+        if key not in self._fold_plans:
+            info = self.probe(hw)
+            runs = None
+            if info is not None and all(info[p].ran for p in key[1]):
+                stop = max(info[p].order for p in key[1])  # a module's order is when its forward ends
+                runs = {p for p, layer in info.items() if layer.ran and layer.order < stop}
+            self._fold_plans[key] = folding.select(key[1], runs)
+        return self._fold_plans[key]
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Map [0, 1] RGB to the network's input statistics."""
@@ -342,6 +368,8 @@ class Backbone(nn.Module):
 
             return hook
 
+        folding = self.folding(x)
+        swapped = folding.swap_in(self.fold_plan(folding, x, by_path)) if folding is not None and folding.folds else []
         try:
             for path in by_path:
                 handles.append(self._modules_by_name[path].register_forward_hook(make_hook(path)))
@@ -366,6 +394,7 @@ class Backbone(nn.Module):
         finally:
             for handle in handles:
                 handle.remove()
+            BatchNormFolding.swap_out(swapped)
         missing = [p for p in by_path if p not in captured]
         if missing:
             raise self._never_runs(by_path[missing[0]][0], missing[0], self.probe())

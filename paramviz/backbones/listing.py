@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from paramviz.backbones.base import PROBE_SIZE, Backbone
-from paramviz.backbones.memory_format import DEFAULT_MEMORY_FORMAT, MEMORY_FORMAT_OPTION, MEMORY_FORMATS
+from paramviz.backbones.options import common_options_help
 from paramviz.backbones.registry import BACKBONES, TIMM_PREFIX, list_backbones
 
 #: How ``paramviz models`` describes the pretrained weights of ``timm:<name>`` models.
@@ -35,10 +35,7 @@ def format_backbone_table(family: str | None = None) -> str:
         lines.append(f"    weights: {TIMM_WEIGHTS}")
     lines.append("")
     lines.append("--weights: 'pretrained' (default), 'random', or a path to a .pt/.pth/.ckpt/.safetensors file")
-    lines.append(
-        f"every backbone also takes {MEMORY_FORMAT_OPTION}={'|'.join(MEMORY_FORMATS)} (default "
-        f"{DEFAULT_MEMORY_FORMAT!r}: channels-last weights on the CPU, as built elsewhere)"
-    )
+    lines.append(f"every backbone also takes {common_options_help()}")
     return "\n".join(lines)
 
 

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from paramviz.backbones.memory_format import DEFAULT_MEMORY_FORMAT, MEMORY_FORMAT_OPTION, check_memory_format
+from paramviz.backbones.memory_format import DEFAULT_MEMORY_FORMAT, check_memory_format
+from paramviz.backbones.options import COMMON_OPTIONS, DEFAULT_FOLD_BATCHNORM, check_fold_batchnorm
 from paramviz.errors import ConfigError, SpecError, WeightsError, close_matches
 from paramviz.registry import Registry
 
@@ -133,6 +134,7 @@ def build_backbone(
     *,
     trust_checkpoint: bool = False,
     memory_format: str = DEFAULT_MEMORY_FORMAT,
+    fold_batchnorm: bool = DEFAULT_FOLD_BATCHNORM,
     **options: Any,
 ) -> Backbone:
     """Build a registered backbone (or ``timm:<model>``) with the requested weights.
@@ -145,6 +147,8 @@ def build_backbone(
             only for files from a trusted source).
         memory_format: Layout of the weights (``Backbone.memory_format``; every backbone takes it): ``auto``
             (channels-last on the CPU), ``channels_last`` or ``contiguous``.
+        fold_batchnorm: Fold eval-mode BatchNorm into the convolution before it in forward passes
+            (``Backbone.fold_batchnorm``; every backbone takes it; :mod:`paramviz.backbones.fold`).
         **options: Backbone-specific options, e.g. ``pool="avg"`` for VGG.
 
     Raises:
@@ -153,6 +157,7 @@ def build_backbone(
         WeightsError: Weights that are missing, unreadable or do not fit the architecture.
     """
     check_memory_format(memory_format)
+    check_fold_batchnorm(fold_batchnorm)
     if name.startswith(TIMM_PREFIX):
         from paramviz.backbones.catalog import build_timm
 
@@ -164,6 +169,7 @@ def build_backbone(
         _check_options(entry, options)
         backbone = entry.factory(check_weights_arg(weights), trust_checkpoint=trust_checkpoint, **options)
     backbone.memory_format = memory_format
+    backbone.fold_batchnorm = fold_batchnorm
     return backbone
 
 
@@ -171,7 +177,7 @@ def _check_options(entry: BackboneEntry, options: dict[str, Any]) -> None:
     params = inspect.signature(entry.factory).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
-    known = [*entry.options(), MEMORY_FORMAT_OPTION]
+    known = [*entry.options(), *COMMON_OPTIONS]
     for key in options:
         if key not in known:
             near = close_matches(key, known)

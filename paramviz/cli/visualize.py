@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from paramviz.backbones.memory_format import DEFAULT_MEMORY_FORMAT, MEMORY_FORMAT_OPTION, MEMORY_FORMATS
+from paramviz.backbones.options import common_options_help
 from paramviz.cli.group import main
 from paramviz.cli.options import (
     IMAGE_SIZE,
@@ -69,8 +69,7 @@ def _export_size(_ctx: click.Context, _param: click.Parameter, value: ImageSize 
     multiple=True,
     metavar="KEY=VALUE",
     help="Backbone option, repeatable, e.g. pool=avg for vgg16/vgg19 (options: `paramviz models`); any backbone "
-    f"takes {MEMORY_FORMAT_OPTION}={'|'.join(MEMORY_FORMATS)} (default {DEFAULT_MEMORY_FORMAT}: channels-last "
-    "weights on the CPU).",
+    f"takes {common_options_help()}.",
 )
 @weights_options(D.weights)
 @click.option(
