@@ -173,8 +173,9 @@ class MemoryEstimate:
 def activation_bytes(backbone: nn.Module, layers: Iterable[str], height: int, width: int) -> int:
     """Bytes of one image's leaf-module activations up to the deepest of ``layers`` at ``height x width``.
 
-    Returns 0 when ``backbone`` cannot be probed (not a :class:`~paramviz.backbones.base.Backbone`, or its
-    network does not run on the meta device).
+    Normalizations that the backbone folds into their convolutions (``Backbone.folded_norms``) allocate nothing
+    and are not counted. Returns 0 when ``backbone`` cannot be probed (not a
+    :class:`~paramviz.backbones.base.Backbone`, or its network does not run on the meta device).
     """
     probe = getattr(backbone, "probe", None)
     resolve = getattr(backbone, "resolve", None)
@@ -186,7 +187,12 @@ def activation_bytes(backbone: nn.Module, layers: Iterable[str], height: int, wi
         return 0
     paths = [resolve(layer) for layer in layers]
     deepest = max(info[p].order for p in paths if p in info)
-    numel = sum(math.prod(i.shape) for i in info.values() if i.leaf and i.ran and i.shape and 0 <= i.order <= deepest)
+    folded = getattr(backbone, "folded_norms", lambda size, layers: set())((height, width), layers)
+    numel = sum(
+        math.prod(i.shape)
+        for i in info.values()
+        if i.leaf and i.ran and i.shape and 0 <= i.order <= deepest and i.path not in folded
+    )
     return numel * _FLOAT_BYTES
 
 

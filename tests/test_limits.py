@@ -49,3 +49,19 @@ def test_check_image_size_takes_an_int_or_two_and_checks_each_side():
 def test_size_hw():
     assert size_hw(32) == (32, 32)
     assert size_hw((24, 40)) == (24, 40)
+
+
+def test_activation_bytes_leave_out_the_batchnorms_that_are_folded_away():
+    from torch import nn
+
+    from paramviz.backbones import Backbone
+    from paramviz.limits import activation_bytes
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 2, 1))
+    backbone = Backbone(net, name="net")
+    one_map = 4 * 8 * 8 * 4  # bytes of a 4-channel 8x8 float32 map
+    assert activation_bytes(backbone, ["2"], 8, 8) == 2 * one_map  # conv and ReLU; the BatchNorm is folded
+    assert activation_bytes(backbone, ["1"], 8, 8) == 2 * one_map  # a requested BatchNorm runs as built
+    assert activation_bytes(backbone, ["0", "2"], 8, 8) == 3 * one_map  # so does one whose conv is requested
+    backbone.fold_batchnorm = False
+    assert activation_bytes(backbone, ["2"], 8, 8) == 3 * one_map

@@ -283,6 +283,15 @@ class Backbone(nn.Module):
             self._folding = BatchNormFolding(self.model, find_batchnorm_pairs(self.model, tuple(x.shape[-2:])))
         return self._folding
 
+    def folded_norms(self, size: tuple[int, int], layers: Iterable[str]) -> set[str]:
+        """Paths of the normalizations that a forward pass for ``layers`` folds away (no output is allocated)."""
+        x = torch.empty(0, 3, *size)
+        folding = self.folding(x)
+        if folding is None or not folding.folds:
+            return set()
+        paths = list(dict.fromkeys(self.resolve(layer) for layer in layers))
+        return {fold.pair.norm_path for fold in self.fold_plan(folding, x, paths)}
+
     def fold_plan(self, folding: BatchNormFolding, x: torch.Tensor, paths: Iterable[str]) -> tuple:
         """The pairs to fold in a forward on ``x`` that returns module ``paths`` (for ``folding.swap_in``).
 

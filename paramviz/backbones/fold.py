@@ -2,9 +2,9 @@
 
 In eval mode ``BN(conv(x))`` is one convolution, with weight ``w * s`` and bias ``beta + (b - mean) * s``, where
 ``s = gamma / sqrt(var + eps)`` per output channel. Running that convolution alone saves the normalization's pass
-over the activation in the forward and in the backward: render steps measured 8-28% faster on the CPU
-(EfficientNet-Lite0, ResNet-50 ``layer2``/``layer4``, batch 1 and 4, 128 and 224 px; ``folded@N`` rows of
-``benchmarks/step_overhead.py``), with activations equal to about 3e-6 relative.
+over the activation in the forward and in the backward. On 2 CPU cores the backbone's forward + backward measured
+5-7% faster on ResNet-18/50 and GoogLeNet and 18% on EfficientNet-Lite0, whole render steps 4-24%
+(``benchmarks/batchnorm_folding.py``), with activations equal to about 3e-6 relative in float32.
 
 :func:`find_batchnorm_pairs` finds the pairs in one run of the network on PyTorch's meta device (shapes only, no
 compute): a convolution of a class in :data:`FOLDABLE_CONVOLUTIONS`, called once, whose output feeds nothing but
