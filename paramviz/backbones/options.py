@@ -6,7 +6,12 @@ They reach :func:`~paramviz.backbones.registry.build_backbone` as keyword option
 
 from __future__ import annotations
 
-from paramviz.backbones.memory_format import DEFAULT_MEMORY_FORMAT, MEMORY_FORMAT_OPTION, MEMORY_FORMATS
+from paramviz.backbones.memory_format import (
+    DEFAULT_MEMORY_FORMAT,
+    MEMORY_FORMAT_OPTION,
+    MEMORY_FORMATS,
+    check_memory_format,
+)
 from paramviz.errors import ConfigError
 
 #: The backbone option (``--backbone-option fold_batchnorm=false``) that turns BatchNorm folding off.
@@ -24,6 +29,14 @@ def check_fold_batchnorm(value: object) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{FOLD_BATCHNORM_OPTION} must be true or false, got {value!r}")
     return value
+
+
+def check_common_options(options: dict[str, object]) -> None:
+    """Validate the values of the options every backbone takes among ``options`` (others are the backbone's)."""
+    if MEMORY_FORMAT_OPTION in options:
+        check_memory_format(options[MEMORY_FORMAT_OPTION])
+    if FOLD_BATCHNORM_OPTION in options:
+        check_fold_batchnorm(options[FOLD_BATCHNORM_OPTION])
 
 
 def common_options_help() -> str:

@@ -28,7 +28,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from paramviz.backbones.memory_format import DEFAULT_MEMORY_FORMAT, check_memory_format
-from paramviz.backbones.options import COMMON_OPTIONS, DEFAULT_FOLD_BATCHNORM, check_fold_batchnorm
+from paramviz.backbones.options import (
+    COMMON_OPTIONS,
+    DEFAULT_FOLD_BATCHNORM,
+    check_common_options,
+    check_fold_batchnorm,
+)
 from paramviz.errors import ConfigError, SpecError, WeightsError, close_matches
 from paramviz.registry import Registry
 
@@ -196,8 +201,11 @@ def parse_backbone_options(items: Iterable[str]) -> dict[str, Any]:
     Values are read as integers, numbers or ``true``/``false`` when they look like one, else kept as text, so
     ``pool=avg`` gives ``{"pool": "avg"}`` and ``transform_input=false`` gives ``False``.
 
+    The options every backbone takes (``memory_format``, ``fold_batchnorm``) are checked here, before any work.
+
     Raises:
         SpecError: An item without ``=`` or with an empty key.
+        ConfigError: A bad value of an option every backbone takes.
     """
     options: dict[str, Any] = {}
     for item in items:
@@ -206,6 +214,7 @@ def parse_backbone_options(items: Iterable[str]) -> dict[str, Any]:
         if not sep or not key:
             raise SpecError(f"backbone option {item!r} is not KEY=VALUE (e.g. pool=avg for vgg19)")
         options[key] = _literal(text.strip().strip("'\""))
+    check_common_options(options)
     return options
 
 

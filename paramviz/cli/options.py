@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from paramviz.backbones.options import common_options_help
 from paramviz.config import ConfigBase
 from paramviz.limits import ImageSize, parse_size
 from paramviz.params import PARAMS, SQUASHES, ParamSpec
@@ -126,6 +127,18 @@ def weights_options(default: str = "pretrained") -> Callable[[F], F]:
             help="Allow full unpickling of a weights file that needs it. It can run arbitrary code: "
             "only for files from a source you trust.",
         ),
+    )
+
+
+def backbone_options_option(example: str) -> Callable[[F], F]:
+    """``--backbone-option KEY=VALUE`` (repeatable), with a command's own example."""
+    return click.option(
+        "--backbone-option",
+        "backbone_options",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help=f"Backbone option, repeatable, e.g. {example} (options: `paramviz models`); any backbone takes "
+        f"{common_options_help()}.",
     )
 
 

@@ -11,6 +11,7 @@ from click.core import ParameterSource
 from paramviz.cli.group import main
 from paramviz.cli.options import (
     PARAM_DESTS,
+    backbone_options_option,
     build_config,
     config_option,
     device_option,
@@ -35,6 +36,7 @@ DESTS = {
     "styles": "styles",
     "preset": "preset",
     "backbone": "backbone",
+    "backbone_options": "backbone_options",
     "weights": "weights",
     "trust_checkpoint": "trust_checkpoint",
     "content_backbone": "content_backbone",
@@ -116,6 +118,7 @@ def _blend_override(ctx: click.Context) -> dict[str, Any]:
     show_default=PRESET_DEFAULT,
     help="Backbone of the style (and content) losses: a name (`paramviz models`) or timm:<name>.",
 )
+@backbone_options_option("pool=max for the gatys preset's VGG-19 (over the preset's pool=avg)")
 @weights_options(D.weights)
 @click.option(
     "--content-backbone",

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from paramviz.backbones.options import common_options_help
 from paramviz.cli.group import main
 from paramviz.cli.options import (
     IMAGE_SIZE,
     PARAM_DEFAULT,
     PARAM_DESTS,
+    backbone_options_option,
     build_config,
     config_option,
     device_option,
@@ -63,14 +63,7 @@ def _export_size(_ctx: click.Context, _param: click.Parameter, value: ImageSize 
     show_default=True,
     help="Backbone name (`paramviz models`) or timm:<name>.",
 )
-@click.option(
-    "--backbone-option",
-    "backbone_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Backbone option, repeatable, e.g. pool=avg for vgg16/vgg19 (options: `paramviz models`); any backbone "
-    f"takes {common_options_help()}.",
-)
+@backbone_options_option("pool=avg for vgg16/vgg19")
 @weights_options(D.weights)
 @click.option(
     "--objective",

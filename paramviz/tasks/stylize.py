@@ -44,9 +44,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from paramviz.backbones import Backbone
+from paramviz.backbones import Backbone, parse_backbone_options
 from paramviz.backbones.base import BackboneView
 from paramviz.backbones.composite import CompositeBackbone
+from paramviz.backbones.options import COMMON_OPTIONS
 from paramviz.config import SEED_RANGE, ConfigBase, check_seed
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, RenderInterrupted, SpecError, UnknownNameError, WeightsError
@@ -125,6 +126,9 @@ class StyleConfig(ConfigBase):
         preset: Layer preset (``paramviz style --list-presets``).
         backbone: Backbone of the style (and, by default, content) losses; ``None``: the preset's.
         weights: ``"pretrained"``, ``"random"`` or a weights file for ``backbone``.
+        backbone_options: ``KEY=VALUE`` options of the backbone, over the preset's (``pool=max`` for VGG); the
+            options every backbone takes (``memory_format``, ``fold_batchnorm``) apply to ``content_backbone``
+            too.
         trust_checkpoint: Allow full unpickling of weights files that need it.
         content_backbone: A separate backbone for the content loss (``None``: the same network).
         content_backbone_weights: Weights of ``content_backbone``.
@@ -171,6 +175,7 @@ class StyleConfig(ConfigBase):
     preset: str = "efficientnet_lite0"
     backbone: str | None = None
     weights: str = "pretrained"
+    backbone_options: tuple[str, ...] = ()
     trust_checkpoint: bool = False
     content_backbone: str | None = None
     content_backbone_weights: str = "pretrained"
@@ -206,6 +211,7 @@ class StyleConfig(ConfigBase):
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
             raise ConfigError(f"steps must be a positive integer, got {self.steps!r}")
         check_seed(self.seed)
+        parse_backbone_options(self.backbone_options)
         STYLE_PRESETS.get(self.preset)
         if self.optimizer is not None:
             OPTIMIZER_PRESETS.get(self.optimizer)
@@ -327,12 +333,25 @@ class StyleConfig(ConfigBase):
         """Whether the transform stack draws random parameters (anything but padding and blur)."""
         return any(op.random for op in parse_transforms(self.transforms))
 
-    def backbone_options(self) -> dict[str, object]:
-        """Options for ``build_backbone`` of the main backbone: the preset's, if it is the preset's network."""
+    def main_backbone_options(self) -> dict[str, object]:
+        """Options for ``build_backbone`` of the main backbone.
+
+        The preset's if it is the preset's network, then :attr:`backbone_options`.
+        """
         preset = self.layer_preset
-        if (self.backbone or preset.backbone) == preset.backbone:
-            return dict(preset.backbone_options)
-        return {}
+        own = dict(preset.backbone_options) if (self.backbone or preset.backbone) == preset.backbone else {}
+        return {**own, **parse_backbone_options(self.backbone_options)}
+
+    def content_backbone_options(self) -> dict[str, object]:
+        """Options for ``build_backbone`` of ``content_backbone``.
+
+        The preset's if it is the preset's network, then the options every backbone takes from
+        :attr:`backbone_options` (the others are the main backbone's).
+        """
+        preset = self.layer_preset
+        own = dict(preset.backbone_options) if self.content_backbone == preset.backbone else {}
+        common = {k: v for k, v in parse_backbone_options(self.backbone_options).items() if k in COMMON_OPTIONS}
+        return {**own, **common}
 
 
 @dataclass
@@ -556,7 +575,7 @@ def build_style_backbone(config: StyleConfig, shared: SharedWork | None = None) 
         config.weights,
         seed=config.seed,
         trust_checkpoint=config.trust_checkpoint,
-        options=config.backbone_options(),
+        options=config.main_backbone_options(),
         shared=shared,
     )
 
@@ -565,14 +584,13 @@ def build_content_backbone(config: StyleConfig, shared: SharedWork | None = None
     """The separate content backbone, or ``None`` when ``content_backbone`` is not set."""
     if config.content_backbone is None:
         return None
-    preset = config.layer_preset
     try:
         return seeded_backbone(
             config.content_backbone,
             config.content_backbone_weights,
             seed=config.seed + 1 if config.seed < SEED_RANGE[1] else 0,  # another random network than the style one
             trust_checkpoint=config.trust_checkpoint,
-            options=dict(preset.backbone_options) if config.content_backbone == preset.backbone else {},
+            options=config.content_backbone_options(),
             shared=shared,
         )
     except WeightsError as exc:  # the fixes it suggests are for this backbone's own option

@@ -134,6 +134,8 @@ def test_style_on_the_bundled_efficientnet(tmp_path):
         (["sample:chelsea", STARRY, "--style-layers", "relu1:x"], "not a number"),
         (["sample:chelsea", STARRY, "--style-blend", "1,2"], "one weight per style image"),
         (["sample:chelsea"], "no style image"),
+        (["sample:chelsea", STARRY, "--backbone-option", "fold_batchnorm"], "is not KEY=VALUE"),
+        (["sample:chelsea", STARRY, "--backbone-option", "fold_batchnorm=2"], "fold_batchnorm must be true or false"),
     ],
 )
 def test_bad_input_gives_a_clear_error_and_writes_nothing(tmp_path, tiny, monkeypatch, args, needle):

@@ -33,7 +33,15 @@ from paramviz.tasks.colors import (
     yiq_to_rgb,
 )
 from paramviz.tasks.style_presets import OPTIMIZER_PRESETS, STYLE_PRESETS, describe_presets
-from paramviz.tasks.stylize import StyleConfig, initial_image, load_inputs, parse_layer_weights, run_style, stylize
+from paramviz.tasks.stylize import (
+    StyleConfig,
+    build_content_backbone,
+    initial_image,
+    load_inputs,
+    parse_layer_weights,
+    run_style,
+    stylize,
+)
 
 IMAGES = Path(__file__).resolve().parents[2] / "examples" / "images"
 STARRY = str(IMAGES / "starry_night.jpg")
@@ -174,8 +182,8 @@ def test_resolve_fills_from_the_presets_and_custom_layers_win():
     assert resolved.backbone == "vgg19" and resolved.optimizer == "lbfgs" and resolved.lr == 1.0
     assert resolved.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     assert resolved.content_layers == ("relu4_2",) and resolved.gram_norm == "chw"
-    assert StyleConfig(preset="gatys").backbone_options() == {"pool": "avg"}
-    assert StyleConfig(preset="gatys", backbone="resnet50").backbone_options() == {}
+    assert StyleConfig(preset="gatys").main_backbone_options() == {"pool": "avg"}
+    assert StyleConfig(preset="gatys", backbone="resnet50").main_backbone_options() == {}
     custom = StyleConfig(preset="gatys", style_layers=("relu1_1", "relu3_1"), optimizer="adam").resolve()
     assert custom.style_layer_weights == (1.0, 1.0) and custom.lr == 0.02
     reweighted = StyleConfig(preset="nakano", style_layer_weights=(4, 3, 2, 1)).resolve()
@@ -499,6 +507,27 @@ def test_content_backbone_by_name_builds_a_second_network(tiny_backbone, monkeyp
     assert isinstance(result.backbone, CompositeBackbone) and result.backbone.name == "style=tiny+content=tiny2"
     ((_, content_loss),) = leaves(result.objective, ContentLoss)
     torch.testing.assert_close(content_loss.target, other(load_image("sample:chelsea", 32), ["relu2"])["relu2"])
+
+
+def test_backbone_options_go_over_the_presets_and_the_common_ones_reach_the_content_backbone(monkeypatch):
+    options = ("pool=max", "fold_batchnorm=false", "memory_format=contiguous")
+    config = StyleConfig(preset="gatys", backbone_options=options)
+    assert config.main_backbone_options() == {"pool": "max", "fold_batchnorm": False, "memory_format": "contiguous"}
+    content = config.replace(content_backbone="resnet50")
+    assert content.content_backbone_options() == {"fold_batchnorm": False, "memory_format": "contiguous"}
+    assert config.replace(content_backbone="vgg19").content_backbone_options()["pool"] == "avg"  # the preset's
+    built = {}
+
+    def fake_build(name, weights="pretrained", **kwargs):
+        built[name] = kwargs
+        raise WeightsError("stop here")
+
+    monkeypatch.setattr(paramviz.tasks.base, "build_backbone", fake_build)
+    with pytest.raises(WeightsError):
+        build_content_backbone(content.resolve())
+    assert built["resnet50"] == {"trust_checkpoint": False, "fold_batchnorm": False, "memory_format": "contiguous"}
+    with pytest.raises(SpecError, match="not KEY=VALUE"):
+        StyleConfig(backbone_options=("pool",))
 
 
 def test_lbfgs_with_random_transforms_warns(tiny_backbone, recwarn):
