@@ -138,19 +138,27 @@ def main(backbone: str, weights: str | None, layer: str, size: int, batch: int, 
     for part, median in bare.items():
         print(f"{part:18s} {median * 1000:10.3f} {median / total:7.1%}")
     print("parts are timed inside render() steps; 'backward' is the whole backward pass (network and glue); the")
-    print("bare rows: the truncated network alone (no normalization) on an input of the size the network is fed,")
-    print("steps back to back, for what the network itself costs of 'backbone forward' and 'backward'.")
+    print("bare rows: the truncated network alone (no normalization; BatchNorm folded as the backbone folds it) on")
+    print("an input of the size the network is fed, steps back to back, for what the network itself costs of")
+    print("'backbone forward' and 'backward'.")
 
 
 def bare_parts(bb, layer: str, batch: int, side: int, device: torch.device, steps: int) -> dict[str, float]:
-    """Median forward and backward times of the bare truncated network, steps back to back."""
-    network = truncated_network(bb.model, bb.resolve(layer)).eval()
+    """Median forward and backward times of the bare truncated network, steps back to back.
+
+    With the backbone's BatchNorm folding in place when it folds (as in the render steps), so that the rows are
+    what the network itself costs of the steps.
+    """
+    path = bb.resolve(layer)
     x = torch.rand(batch, 3, side, side, device=device, requires_grad=True)
+    folding = bb.folding(x)
+    plan = bb.fold_plan(folding, x, [path]) if folding is not None else ()
     forward, backward = [], []
     for i in range(steps + 3):
         synchronize(device)
         start = time.perf_counter()
-        loss = network(x)[:, 0].mean().neg()
+        with folding.applied(plan) if folding is not None else contextlib.nullcontext():
+            loss = truncated_network(bb.model, path).eval()(x)[:, 0].mean().neg()
         synchronize(device)
         middle = time.perf_counter()
         loss.backward()
