@@ -105,14 +105,15 @@ def test_the_backbones_memory_format_gives_the_same_images_within_tolerance(tiny
     assert torch.equal(run("auto"), channels_last)
 
 
-def test_batchnorm_folding_gives_the_same_images_within_tolerance():
-    # folding changes only how the convolutions round (tests/backbones/test_fold.py: the same function)
+def test_batchnorm_folding_gives_the_same_images():
+    # in float64 the folded network is the network as built; in float32 both round differently, and Adam's
+    # normalized steps amplify that on small-gradient coefficients (as a change of memory format does)
     from paramviz.backbones import build_backbone
     from paramviz.params import ParamSpec, build_param
     from paramviz.transforms import build_transforms
 
     torch.manual_seed(0)
-    backbone = build_backbone("resnet18", "random")
+    backbone = build_backbone("resnet18", "random").double()
     for m in backbone.modules():
         if isinstance(m, torch.nn.BatchNorm2d):  # random weights make each BatchNorm the identity
             m.running_var.uniform_(0.3, 3.0)
@@ -120,13 +121,14 @@ def test_batchnorm_folding_gives_the_same_images_within_tolerance():
 
     def run(fold):
         backbone.fold_batchnorm = fold
-        image = build_param(ParamSpec("fourier"), (48, 48), seed=0)
+        image = build_param(ParamSpec("fourier"), (48, 48), seed=0).double()
         return render(image, build_transforms("lucid"), backbone, MeanOf("layer2"), steps=12, seed=0).image
 
     folded, built = run(True), run(False)
-    assert len(backbone._folding.folds) == 20
-    torch.testing.assert_close(folded, built, rtol=0, atol=1e-4)
-    assert not torch.equal(folded, build_param(ParamSpec("fourier"), (48, 48), seed=0)().detach())  # it moved
+    assert len(backbone._folding.folds) == 20 and folded.dtype == torch.float64
+    torch.testing.assert_close(folded, built, rtol=0, atol=1e-12)
+    start = build_param(ParamSpec("fourier"), (48, 48), seed=0).double()().detach()
+    assert (folded - start).abs().max() > 0.01  # it moved
 
 
 def test_objective_reading_input_gets_the_transformed_image(tiny_backbone):
