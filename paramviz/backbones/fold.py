@@ -275,15 +275,19 @@ class BatchNormFolding:
 
         A pair whose modules carry forward hooks stays as it is. Returns what to hand to :meth:`swap_out`.
         """
-        swapped = []
-        for fold in self.folds if folds is None else folds:
-            if fold.hooked():
-                continue
-            fold.refresh()
-            params = fold.conv._parameters
-            swapped.append((fold, params["weight"], params["bias"]))
-            params["weight"], params["bias"] = fold.weight, fold.bias
-            fold.parent._modules[fold.slot] = fold.stand_in
+        swapped: Swapped = []
+        try:
+            for fold in self.folds if folds is None else folds:
+                if fold.hooked():
+                    continue
+                fold.refresh()
+                params = fold.conv._parameters
+                swapped.append((fold, params["weight"], params["bias"]))
+                params["weight"], params["bias"] = fold.weight, fold.bias
+                fold.parent._modules[fold.slot] = fold.stand_in
+        except BaseException:  # the model is never left half swapped
+            self.swap_out(swapped)
+            raise
         return swapped
 
     @staticmethod

@@ -238,3 +238,21 @@ def test_a_forward_folds_only_the_pairs_that_run_before_it_stops() -> None:
     assert [f.pair.norm_path for f in plan] == ["bn1", "layer1.0.bn1", "layer1.0.bn2", "layer1.1.bn1", "layer1.1.bn2"]
     plan = backbone.fold_plan(backbone._folding, x, ["layer1.0.conv2", "layer1"])
     assert "layer1.0.bn2" not in [f.pair.norm_path for f in plan]
+
+
+def test_a_failure_while_swapping_in_leaves_the_model_as_built(monkeypatch) -> None:
+    model = Mixed()
+    folding = BatchNormFolding(model.eval(), find_batchnorm_pairs(model, (8, 8)) * 2)  # the pair twice
+    calls = []
+
+    def refresh(self) -> None:
+        calls.append(self)
+        if len(calls) == 2:
+            raise RuntimeError("cannot fold")
+        self.weight, self.bias = self.conv.weight * 2, torch.zeros(4)
+
+    monkeypatch.setattr(type(folding.folds[0]), "refresh", refresh)
+    weight = model.conv.weight
+    with pytest.raises(RuntimeError, match="cannot fold"):
+        folding.swap_in()
+    assert model.conv.weight is weight and isinstance(model.bn, nn.BatchNorm2d)
