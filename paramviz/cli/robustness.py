@@ -11,6 +11,7 @@ import click
 
 from paramviz.cli.group import main
 from paramviz.cli.options import (
+    backbone_options_option,
     build_config,
     config_option,
     device_option,
@@ -35,6 +36,7 @@ DESTS = {
     "size": "size",
     "images": "images",
     "weights": "weights",
+    "backbone_options": "backbone_options",
     "trust_checkpoint": "trust_checkpoint",
     "batch_size": "batch_size",
     "seed": "seed",
@@ -100,6 +102,7 @@ class PGDProgressBar(ProgressBar):
     help="Folder of images (PNG, JPEG, ...) [default: scikit-image's photos].",
 )
 @weights_options(D.weights)
+@backbone_options_option("fold_batchnorm=false, for every BACKBONE")
 @click.option("--batch-size", type=int, default=D.batch_size, show_default=True, help="Images attacked at once.")
 @click.option("--seed", type=int, default=D.seed, show_default=True, help="Seed of the PGD start and random weights.")
 @device_option(D.device)

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from paramviz.backbones import Backbone
+from paramviz.backbones import Backbone, parse_backbone_options
 from paramviz.config import ConfigBase, check_seed
 from paramviz.device import resolve_device
 from paramviz.errors import ConfigError, ImageError
@@ -87,6 +87,8 @@ class RobustnessConfig(ConfigBase):
         images: Folder of images (every PNG/JPEG/BMP/TIFF/WebP file in it); ``None``: scikit-image's photos
             (``paramviz.io.SAMPLE_IMAGES``).
         weights: Weights of backbones without ``@WEIGHTS``: ``pretrained``, ``random`` or a file path.
+        backbone_options: ``KEY=VALUE`` options given to every backbone, e.g. ``fold_batchnorm=false`` (each must
+            take them: the options every backbone takes, ``memory_format`` and ``fold_batchnorm``, suit any mix).
         trust_checkpoint: Allow full unpickling of weights files that need it.
         batch_size: Images attacked at once.
         seed: Seed of the PGD start (the same draws for every backbone and layer) and of random weights.
@@ -103,6 +105,7 @@ class RobustnessConfig(ConfigBase):
     size: int | tuple[int, int] = 224
     images: str | None = None
     weights: str = "pretrained"
+    backbone_options: tuple[str, ...] = ()
     trust_checkpoint: bool = False
     batch_size: int = 8
     seed: int = 0
@@ -112,6 +115,7 @@ class RobustnessConfig(ConfigBase):
         if not self.backbones:
             raise ConfigError("no backbone given; name at least one (see `paramviz models`)")
         check_seed(self.seed)
+        parse_backbone_options(self.backbone_options)
         for spec in self.backbones:
             parse_backbone(spec, self.weights)
         object.__setattr__(self, "size", check_image_size(self.size, minimum=16))
@@ -336,7 +340,12 @@ def compute_robustness(
         else:
             spec = parse_backbone(label, config.weights)
             backbone = seeded_backbone(
-                spec.name, spec.weights, seed=config.seed, trust_checkpoint=config.trust_checkpoint, shared=shared
+                spec.name,
+                spec.weights,
+                seed=config.seed,
+                trust_checkpoint=config.trust_checkpoint,
+                options=parse_backbone_options(config.backbone_options),
+                shared=shared,
             )
         backbone.validate(layer_map[label])
         # PGD keeps a batch of attacked images and their activations, like a render with Adam's state

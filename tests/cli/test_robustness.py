@@ -56,6 +56,7 @@ def test_help_shows_the_config_defaults():
         "--random-start / --no-random-start",
         "--images",
         "--weights",
+        "--backbone-option",
         "--trust-checkpoint",
         "--out",
         "--force",
@@ -119,6 +120,8 @@ def test_user_errors_are_one_line_messages(tmp_path, images, fake_registry):
     assert bad_eps.exit_code == 2 and "not a finite number or a fraction" in bad_eps.output
     huge_eps = invoke("robustness", "tiny", "--layers", "conv2", "--eps", "1e400")
     assert huge_eps.exit_code == 2 and "'1e400' is not a finite number" in huge_eps.output
+    bad_option = invoke("robustness", "tiny", "--layers", "conv2", "--backbone-option", "memory_format=nhwc")
+    assert bad_option.exit_code == 2 and "one of auto, channels_last, contiguous, got 'nhwc'" in bad_option.output
     no_layers = invoke("robustness", "tiny", "--size", "16", "--images", images, "--out", str(tmp_path / "y"))
     assert no_layers.exit_code == 2 and "no layers given for backbone 'tiny'" in no_layers.output
 

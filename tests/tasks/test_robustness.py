@@ -177,6 +177,22 @@ def test_named_backbones_are_built_with_their_weights_reproducibly(tmp_path, tin
     assert calls[0][3] == calls[1][3]  # random weights are drawn from the config's seed
 
 
+def test_backbone_options_reach_every_backbone(tmp_path, tiny_backbone, monkeypatch):
+    calls = []
+
+    def fake_build(name, weights, trust_checkpoint=False, **options):
+        calls.append((name, options))
+        return tiny_backbone
+
+    monkeypatch.setattr(paramviz.tasks.base, "build_backbone", fake_build)
+    options = ("fold_batchnorm=false", "memory_format=contiguous")
+    compute_robustness(small(tmp_path, backbones=("resnet50@random", "vgg19"), backbone_options=options))
+    expected = {"fold_batchnorm": False, "memory_format": "contiguous"}
+    assert calls == [("resnet50", expected), ("vgg19", expected)]
+    with pytest.raises(ConfigError, match="fold_batchnorm must be true or false, got 'no'"):
+        small(tmp_path, backbone_options=("fold_batchnorm=no",))
+
+
 def test_run_writes_table_json_plot_and_config(tmp_path, tiny_backbone):
     config = small(tmp_path, backbones=("tiny", "tiny@copy"), layers=("stage1,conv3,logits",))
     out = tmp_path / "run"
