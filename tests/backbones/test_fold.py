@@ -256,3 +256,13 @@ def test_a_failure_while_swapping_in_leaves_the_model_as_built(monkeypatch) -> N
     with pytest.raises(RuntimeError, match="cannot fold"):
         folding.swap_in()
     assert model.conv.weight is weight and isinstance(model.bn, nn.BatchNorm2d)
+
+
+def test_weights_folded_under_inference_mode_serve_a_later_backward() -> None:
+    backbone = Backbone(_resnet18(), name="net")
+    x = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():  # e.g. a target computed first: the folded weights are made here
+        backbone(x, ["layer2"])
+    x.requires_grad_()
+    backbone(x, ["layer2"])["layer2"].square().mean().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
