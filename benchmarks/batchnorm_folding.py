@@ -23,7 +23,7 @@ def folded_and_built(backbone: str, weights: str, device: torch.device, size: in
     built = build_backbone(backbone, weights, fold_batchnorm=False).to(device)
     backbones = {"as built": built, "folded": copy.deepcopy(built)}
     backbones["folded"].fold_batchnorm = True
-    folding = backbones["folded"].folding(torch.empty(1, 3, size, size, device=device))
+    folding = backbones["folded"].folding((size, size))
     return backbones, f"{len(folding.folds) if folding else 0} BatchNorms folded "
 
 

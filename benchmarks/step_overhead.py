@@ -300,14 +300,14 @@ def main(
     seen_size = {arm: build_transforms(arm.split("/")[1]).output_size((size, size))[0] for arm in arms}
     sides = sorted({size, *seen_size.values()})
     floors = {f"bare@{side}": bare_floor(bare_network, batch, side, dev, precision) for side in sides}
-    folding = bb.folding(probe)
+    folding = bb.folding((size, size))
     hand_cut = isinstance(bare_network, torch.nn.Sequential)
     if folding is not None and folding.folds and hand_cut:
-        with torch.no_grad(), folding.applied(bb.fold_plan(folding, probe, [path])):
+        with torch.no_grad(), folding.applied(bb.fold_plan((size, size), [path])):
             if not torch.allclose(truncated_network(bb.model, path)(bb.normalize(probe)), expected, atol=atol):
                 raise SystemExit(f"the folded bare network does not reproduce layer {layer!r}")
         for side in sides:
-            plan = bb.fold_plan(folding, torch.empty(1, 3, side, side), [path])
+            plan = bb.fold_plan((side, side), [path])
             floors[f"folded@{side}"] = folded_floor(folding, plan, bb.model, path, batch, side, dev, precision)
     compile_seconds = 0.0
     if compile_network:

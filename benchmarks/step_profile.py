@@ -151,8 +151,8 @@ def bare_parts(bb, layer: str, batch: int, side: int, device: torch.device, step
     """
     path = bb.resolve(layer)
     x = torch.rand(batch, 3, side, side, device=device, requires_grad=True)
-    folding = bb.folding(x)
-    plan = bb.fold_plan(folding, x, [path]) if folding is not None else ()
+    folding = bb.folding((side, side))
+    plan = bb.fold_plan((side, side), [path])
     forward, backward = [], []
     for i in range(steps + 3):
         synchronize(device)

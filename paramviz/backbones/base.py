@@ -272,35 +272,35 @@ class Backbone(nn.Module):
         self.model.to(memory_format=torch.channels_last if want else torch.contiguous_format)
         return want
 
-    def folding(self, x: torch.Tensor) -> BatchNormFolding | None:
-        """The BatchNorm folding for a forward pass on ``x`` (``None``: :attr:`fold_batchnorm` off, or ``x`` on meta).
+    def folding(self, size: tuple[int, int]) -> BatchNormFolding | None:
+        """The BatchNorm folding of forward passes (``None`` when :attr:`fold_batchnorm` is off).
 
-        The pairs are found at the first call (:func:`~paramviz.backbones.fold.find_batchnorm_pairs`).
+        The pairs are found at the first call, by a meta run at ``size``
+        (:func:`~paramviz.backbones.fold.find_batchnorm_pairs`).
         """
-        if not self.fold_batchnorm or x.is_meta:
+        if not self.fold_batchnorm:
             return None
         if self._folding is None:
-            self._folding = BatchNormFolding(self.model, find_batchnorm_pairs(self.model, tuple(x.shape[-2:])))
+            self._folding = BatchNormFolding(self.model, find_batchnorm_pairs(self.model, size))
         return self._folding
 
     def folded_norms(self, size: tuple[int, int], layers: Iterable[str]) -> set[str]:
         """Paths of the normalizations that a forward pass for ``layers`` folds away (no output is allocated)."""
-        x = torch.empty(0, 3, *size)
-        folding = self.folding(x)
-        if folding is None or not folding.folds:
-            return set()
         paths = list(dict.fromkeys(self.resolve(layer) for layer in layers))
-        return {fold.pair.norm_path for fold in self.fold_plan(folding, x, paths)}
+        return {fold.pair.norm_path for fold in self.fold_plan(size, paths)}
 
-    def fold_plan(self, folding: BatchNormFolding, x: torch.Tensor, paths: Iterable[str]) -> tuple:
-        """The pairs to fold in a forward on ``x`` that returns module ``paths`` (for ``folding.swap_in``).
+    def fold_plan(self, size: tuple[int, int], paths: Iterable[str]) -> tuple:
+        """The pairs to fold in a forward at ``size`` that returns module ``paths`` (for ``folding().swap_in``).
 
-        Those whose modules are not requested and run before the pass stops; cached per input size and paths.
+        Those whose modules are not requested and run before the pass stops (none when folding is off); cached per
+        input size and paths.
         """
-        hw = (int(x.shape[-2]), int(x.shape[-1]))
-        key = (hw, tuple(paths))
+        folding = self.folding(size)
+        if folding is None or not folding.folds:
+            return ()
+        key = (size, tuple(paths))
         if key not in self._fold_plans:
-            info = self.probe(hw)
+            info = self.probe(size)
             runs = None
             if info is not None and all(info[p].ran for p in key[1]):
                 stop = max(info[p].order for p in key[1])  # a module's order is when its forward ends
@@ -377,8 +377,8 @@ class Backbone(nn.Module):
 
             return hook
 
-        folding = self.folding(x)
-        swapped = folding.swap_in(self.fold_plan(folding, x, by_path)) if folding is not None and folding.folds else []
+        plan = () if x.is_meta else self.fold_plan((int(x.shape[-2]), int(x.shape[-1])), by_path)
+        swapped = self._folding.swap_in(plan) if plan else []
         try:
             for path in by_path:
                 handles.append(self._modules_by_name[path].register_forward_hook(make_hook(path)))

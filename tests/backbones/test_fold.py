@@ -234,9 +234,9 @@ def test_a_forward_folds_only_the_pairs_that_run_before_it_stops() -> None:
     backbone = Backbone(_resnet18(), name="net")
     x = torch.rand(1, 3, 64, 64)
     backbone(x, ["layer1"])
-    plan = backbone.fold_plan(backbone._folding, x, ["layer1"])
+    plan = backbone.fold_plan((64, 64), ["layer1"])
     assert [f.pair.norm_path for f in plan] == ["bn1", "layer1.0.bn1", "layer1.0.bn2", "layer1.1.bn1", "layer1.1.bn2"]
-    plan = backbone.fold_plan(backbone._folding, x, ["layer1.0.conv2", "layer1"])
+    plan = backbone.fold_plan((64, 64), ["layer1.0.conv2", "layer1"])
     assert "layer1.0.bn2" not in [f.pair.norm_path for f in plan]
 
 
